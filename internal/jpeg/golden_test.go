@@ -1,0 +1,95 @@
+package jpeg
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// goldenCase is one entry of testdata/manifest.json, written by
+// testdata/gen_golden.py.
+type goldenCase struct {
+	Name   string `json:"name"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Mode   string `json:"mode"` // Pillow's mode before convert('RGB').
+	Expect string `json:"expect"`
+	Note   string `json:"note"`
+}
+
+func readManifest(t testing.TB) []goldenCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []goldenCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatalf("testdata/manifest.json: %v", err)
+	}
+	if len(cases) == 0 {
+		t.Fatal("testdata/manifest.json lists no cases")
+	}
+	return cases
+}
+
+// TestGolden compares Decode with Pillow's decode of every test file (max abs
+// diff must be 0) and checks that unsupported files are refused.
+func TestGolden(t *testing.T) {
+	for _, c := range readManifest(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", c.Name+".jpg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, cfgErr := DecodeConfig(bytes.NewReader(data))
+			img, err := Decode(bytes.NewReader(data))
+
+			if want, ok := strings.CutPrefix(c.Expect, "error:"); ok {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("%s (%s): Decode error = %v, want one containing %q", c.Name, c.Note, err, want)
+				}
+				if img != nil {
+					t.Errorf("Decode returned an image along with error %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s (%s): %v", c.Name, c.Note, err)
+			}
+			if cfgErr != nil {
+				t.Fatalf("DecodeConfig: %v", cfgErr)
+			}
+			if cfg.Width != c.Width || cfg.Height != c.Height {
+				t.Errorf("DecodeConfig size %dx%d, want %dx%d", cfg.Width, cfg.Height, c.Width, c.Height)
+			}
+			if b := img.Bounds(); b != image.Rect(0, 0, c.Width, c.Height) {
+				t.Fatalf("bounds %v, want %dx%d", b, c.Width, c.Height)
+			}
+			_, isGray := img.(*image.Gray)
+			if isGray != (c.Mode == "L") {
+				t.Errorf("Decode returned %T for a Pillow mode %s file", img, c.Mode)
+			}
+			if cfg.ColorModel != img.ColorModel() {
+				t.Errorf("DecodeConfig color model differs from the decoded image's")
+			}
+			want, err := os.ReadFile(filepath.Join("testdata", c.Name+".rgb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := toRGB(t, img)
+			if len(got) != len(want) {
+				t.Fatalf("got %d RGB bytes, golden has %d", len(got), len(want))
+			}
+			if maxd, n, first := maxAbsDiff(got, want); maxd != 0 {
+				p := first / 3
+				t.Errorf("%s (%s): max abs diff %d, %d of %d values differ; first at x=%d y=%d channel %d: got %d, Pillow %d",
+					c.Name, c.Note, maxd, n, len(got), p%c.Width, p/c.Width, first%3, got[first], want[first])
+			}
+		})
+	}
+}
