@@ -283,6 +283,17 @@ func toRGB(m image.Image) (*image.RGBA, error) {
 				set(out.PixOffset(x, y), v, v, v)
 			}
 		}
+	case *image.CMYK:
+		// 4-component JPEG: jpeg.Decode returns Pillow's mode "CMYK" values, and convert("RGB")
+		// is Pillow's cmyk2rgb, which jpeg.CMYKToRGB reproduces (Go's color.CMYKToRGB and
+		// src.At(x, y) round differently).
+		for y := 0; y < h; y++ {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := 0; x < w; x++ {
+				r, g, bl := jpeg.CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
+				set(out.PixOffset(x, y), r, g, bl)
+			}
+		}
 	case *image.RGBA64:
 		// 16-bit colour PNG: Pillow unpacks "RGB;16B" keeping the high byte.
 		for y := 0; y < h; y++ {

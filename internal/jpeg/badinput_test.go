@@ -177,7 +177,9 @@ func TestUnsupportedFeatures(t *testing.T) {
 	}
 	mustFail(t, "height 0", patched(data, off+3, 0, 0), "unsupported image height 0", true)
 	mustFail(t, "width 0", patched(data, off+5, 0, 0), "image width 0", true)
-	mustFail(t, "CMYK", readTestdata(t, "cmyk_q90_37x23.jpg"), "unsupported 4-component", true)
+	// SOF lengths for 2 and 5 components (only 1, 3 and 4 exist in practice).
+	mustFail(t, "2 components", patched(data, off, 0, 2+6+3*2), "unsupported number of components", true)
+	mustFail(t, "5 components", patched(data, off, 0, 2+6+3*5), "unsupported number of components", true)
 }
 
 func TestReaderErrors(t *testing.T) {

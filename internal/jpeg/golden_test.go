@@ -38,7 +38,8 @@ func readManifest(t testing.TB) []goldenCase {
 }
 
 // TestGolden compares Decode with Pillow's decode of every test file (max abs
-// diff must be 0) and checks that unsupported files are refused.
+// diff must be 0: the RGB after convert('RGB') and, for CMYK files, also the
+// mode-CMYK values) and checks that unsupported files are refused.
 func TestGolden(t *testing.T) {
 	for _, c := range readManifest(t) {
 		t.Run(c.Name, func(t *testing.T) {
@@ -71,8 +72,24 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("bounds %v, want %dx%d", b, c.Width, c.Height)
 			}
 			_, isGray := img.(*image.Gray)
-			if isGray != (c.Mode == "L") {
+			cmyk, isCMYK := img.(*image.CMYK)
+			if isGray != (c.Mode == "L") || isCMYK != (c.Mode == "CMYK") {
 				t.Errorf("Decode returned %T for a Pillow mode %s file", img, c.Mode)
+			}
+			if isCMYK {
+				// Pillow's mode-CMYK values, before convert('RGB').
+				raw, err := os.ReadFile(filepath.Join("testdata", c.Name+".cmyk"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(cmyk.Pix) != len(raw) {
+					t.Fatalf("got %d CMYK bytes, golden has %d", len(cmyk.Pix), len(raw))
+				}
+				if maxd, n, first := maxAbsDiff(cmyk.Pix, raw); maxd != 0 {
+					p := first / 4
+					t.Errorf("%s (%s): CMYK max abs diff %d, %d of %d values differ; first at x=%d y=%d channel %d: got %d, Pillow %d",
+						c.Name, c.Note, maxd, n, len(raw), p%c.Width, p/c.Width, first%4, cmyk.Pix[first], raw[first])
+				}
 			}
 			if cfg.ColorModel != img.ColorModel() {
 				t.Errorf("DecodeConfig color model differs from the decoded image's")

@@ -72,8 +72,8 @@ func pillowDecode(t testing.TB, files []string) (rgb [][]byte, info []string) {
 	return rgb, info
 }
 
-// toRGB flattens a decoded image into packed RGB bytes, replicating gray the
-// way Pillow's convert('RGB') does.
+// toRGB flattens a decoded image into packed RGB bytes, replicating gray and
+// converting CMYK the way Pillow's convert('RGB') does.
 func toRGB(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	switch m := img.(type) {
@@ -99,8 +99,19 @@ func toRGB(t testing.TB, img image.Image) []byte {
 			}
 		}
 		return out
+	case *image.CMYK:
+		w, h := m.Rect.Dx(), m.Rect.Dy()
+		out := make([]byte, 0, w*h*3)
+		for y := 0; y < h; y++ {
+			row := m.Pix[y*m.Stride : y*m.Stride+4*w]
+			for x := 0; x < w; x++ {
+				r, g, b := CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
+				out = append(out, r, g, b)
+			}
+		}
+		return out
 	}
-	t.Fatalf("Decode returned %T, want *image.RGBA or *image.Gray", img)
+	t.Fatalf("Decode returned %T, want *image.RGBA, *image.Gray or *image.CMYK", img)
 	return nil
 }
 

@@ -19,11 +19,12 @@
 // ports of libjpeg-turbo's jidctint.c, jdsample.c and jdcolor.c.
 //
 // Supported: 8-bit baseline, extended-sequential and progressive Huffman
-// JPEGs; 1 component (grayscale) and 3 components (YCbCr, or RGB when the file
-// says so the way libjpeg detects it) with any sampling factors libjpeg
-// upsamples by integer ratios (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, ...).
-// Anything else (CMYK/YCCK, arithmetic coding, 12-bit, lossless, fractional
-// sampling ratios, incomplete progressive files that libjpeg would
+// JPEGs; 1 component (grayscale), 3 components (YCbCr, or RGB when the file
+// says so the way libjpeg detects it) and 4 components (CMYK or YCCK, as
+// Photoshop writes them; see Decode for the values returned) with any
+// sampling factors libjpeg upsamples by integer ratios (4:4:4, 4:2:2, 4:2:0,
+// 4:4:0, 4:1:1, ...). Anything else (arithmetic coding, 12-bit, lossless,
+// fractional sampling ratios, incomplete progressive files that libjpeg would
 // block-smooth) is rejected with a "jpeg: unsupported ..." error rather than
 // decoded approximately.
 package jpeg
@@ -364,8 +365,8 @@ func (d *decoder) processSOF(n int) error {
 		d.nComp = 1
 	case 6 + 3*3: // YCbCr or RGB image.
 		d.nComp = 3
-	case 6 + 3*4: // YCbCrK or CMYK image.
-		return unsupportedError("4-component (CMYK/YCCK) JPEG")
+	case 6 + 3*4: // CMYK or YCCK image.
+		d.nComp = 4
 	default:
 		if n < 6 {
 			return formatError("SOF has wrong length")
@@ -724,8 +725,11 @@ func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
 			}
 		}
 	}
-	if d.nComp == 1 {
+	switch d.nComp {
+	case 1:
 		return d.gray(), nil
+	case 4:
+		return d.cmyk(), nil
 	}
 	return d.rgb(), nil
 }
@@ -744,13 +748,25 @@ func (d *decoder) isRGB() bool {
 	return d.comp[0].c == 'R' && d.comp[1].c == 'G' && d.comp[2].c == 'B'
 }
 
-// Decode decodes a JPEG into *image.RGBA (colour) or *image.Gray (1-component), with pixel values identical to libjpeg-turbo's default decode as used by Pillow.
+// Decode decodes a JPEG into *image.Gray (1 component), *image.RGBA (3
+// components) or *image.CMYK (4 components), with pixel values identical to
+// what Pillow (on libjpeg-turbo, default settings) holds after Image.open.
 //
 // The RGBA image is opaque (A = 255). Callers wanting Pillow's
 // Image.convert('RGB') of a grayscale file replicate the gray value into R, G
-// and B, exactly as Pillow does. Truncated data, unsupported features and
-// corrupt input return an error whose message starts with "jpeg: "; Decode
-// never returns a partially decoded image.
+// and B, exactly as Pillow does.
+//
+// A 4-component file decodes to Pillow's mode "CMYK" values: libjpeg's CMYK
+// output (YCCK files converted to CMYK by libjpeg's table arithmetic), then
+// every channel inverted, because Pillow always reads 4-component JPEGs with
+// the Adobe (Photoshop) convention that stores 255 for no ink. Callers wanting
+// Pillow's convert('RGB') must use CMYKToRGB on each pixel: Go's
+// color.CMYKToRGB (and so img.At(x, y).RGBA()) rounds differently and is off
+// by one for some values.
+//
+// Truncated data, unsupported features and corrupt input return an error
+// whose message starts with "jpeg: "; Decode never returns a partially decoded
+// image.
 func Decode(r io.Reader) (img image.Image, err error) {
 	defer func() {
 		// The decoder is meant to reject every malformed input with an error;
@@ -772,9 +788,9 @@ func decodeNoRecover(r io.Reader) (image.Image, error) {
 
 // DecodeConfig returns the color model and dimensions of a JPEG image without
 // decoding the entire image. The color model is the one Decode would return
-// (color.GrayModel or color.RGBAModel); files that Decode rejects because of
-// their frame header (component count, precision, sampling, size) are
-// rejected here too.
+// (color.GrayModel, color.RGBAModel or color.CMYKModel); files that Decode
+// rejects because of their frame header (component count, precision,
+// sampling, size) are rejected here too.
 func DecodeConfig(r io.Reader) (cfg image.Config, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -786,8 +802,11 @@ func DecodeConfig(r io.Reader) (cfg image.Config, err error) {
 		return image.Config{}, err
 	}
 	cm := color.Model(color.RGBAModel)
-	if d.nComp == 1 {
+	switch d.nComp {
+	case 1:
 		cm = color.GrayModel
+	case 4:
+		cm = color.CMYKModel
 	}
 	return image.Config{ColorModel: cm, Width: d.width, Height: d.height}, nil
 }

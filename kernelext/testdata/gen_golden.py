@@ -161,6 +161,9 @@ def make_inputs():
     plte = bytes(rng.randint(0, 256, size=3 * 6).astype(np.uint8))
     idx = rng.randint(0, 12, size=(9, 16)).astype(np.uint8)  # indices 6..11 are past the palette
     write('palette_short.png', raw_png(16, 9, 8, 3, [r.tobytes() for r in idx], png_chunk(b'PLTE', plte)))
+    # CMYK JPEG with a real K channel (convert('CMYK') would leave K at 0 everywhere).
+    cmyk = np.dstack([np.asarray(scene(46, 34, 20)), rng.randint(0, 256, size=(34, 46, 1)).astype(np.uint8)])
+    save('cmyk.jpg', Image.fromarray(cmyk, 'CMYK'), 'JPEG', quality=90)
     g2 = rng.randint(0, 256, size=(7, 5)).astype(np.uint8)  # 2-bit gray, 20 pixels per row
     write('gray2.png', raw_png(20, 7, 2, 0, [r.tobytes() for r in g2]))
     return made
@@ -181,9 +184,6 @@ def make_broken():
     buf = io.BytesIO()
     scene(20, 20, 19).save(buf, 'TIFF')
     broken['image.tiff.jpg'] = buf.getvalue()
-    buf = io.BytesIO()
-    scene(20, 20, 20).convert('CMYK').save(buf, 'JPEG')
-    broken['cmyk.jpg'] = buf.getvalue()
     for name, data in broken.items():
         with open(os.path.join(IMAGES, name), 'wb') as f:
             f.write(data)

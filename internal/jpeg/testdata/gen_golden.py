@@ -8,12 +8,14 @@ libjpeg-turbo 2.1.5, numpy):
 
 For every case it writes NAME.jpg and, when the file should decode, NAME.rgb:
 the raw H*W*3 bytes of Image.open(NAME.jpg).convert('RGB'), i.e. exactly what
-Keras' load_img sees. manifest.json lists the cases and what the Go test
-expects (a match, or an error containing a given text).
+Keras' load_img sees. For 4-component (CMYK/YCCK) files, which Pillow opens
+in mode CMYK, it also writes NAME.cmyk: the raw H*W*4 bytes of
+Image.open(NAME.jpg) before conversion. manifest.json lists the cases and
+what the Go test expects (a match, or an error containing a given text).
 
 Most files are written by Pillow. Options Pillow cannot write (restart
-intervals, 4:4:0 / 4:1:1 / other sampling factors, the RGB colour space,
-non-interleaved scan scripts) come from mkjpeg.c, compiled here against the
+intervals, 4:4:0 / 4:1:1 / other sampling factors, the RGB and YCCK colour
+spaces, non-interleaved scan scripts) come from mkjpeg.c, compiled here against the
 system libjpeg; without a C compiler those cases are left out. Either way
 the goldens are Pillow's decode, never this package's output.
 
@@ -58,6 +60,28 @@ def book_crop(w, h, x0=380, y0=250):
     return np.asarray(im.crop((x0, y0, x0 + w, y0 + h)))
 
 
+def synthetic_cmyk(w, h, seed=0):
+    """A W x H CMYK pattern: the synthetic RGB as inks plus a K channel with
+    a vertical ramp, a no-black band and a full-black corner."""
+    rs = np.random.RandomState(seed + 100)
+    cmy = 255 - synthetic(w, h, seed).astype(np.float64)
+    y = np.mgrid[0:h, 0:w][0].astype(np.float64)
+    k = 255 * y / max(h - 1, 1) + rs.uniform(-20, 20, size=(h, w))
+    k[:, : w // 5] = 0
+    k[h // 2:, w - w // 5:] = 255
+    img = np.concatenate([cmy, k[..., None]], axis=-1)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def ucr_cmyk(rgb):
+    """RGB to CMYK with full under-colour removal (K = 255 - max(R,G,B)), so
+    that a photo gets a realistic K channel; Pillow's own convert('CMYK')
+    always sets K to 0."""
+    rgb = rgb.astype(np.int32)
+    mx = rgb.max(axis=-1, keepdims=True)
+    return np.concatenate([mx - rgb, 255 - mx], axis=-1).astype(np.uint8)
+
+
 def pillow_rgb(data):
     im = Image.open(io.BytesIO(data))
     return im.convert("RGB").tobytes(), im.size
@@ -79,14 +103,14 @@ def build_mkjpeg(tmp):
 
 def mkjpeg(exe, pix, q=85, samp="2x2,1x1,1x1", prog=0, restart=0, cs="ycc"):
     h, w = pix.shape[:2]
-    comps = 1 if pix.ndim == 2 else 3
+    comps = 1 if pix.ndim == 2 else pix.shape[2]
     r = subprocess.run([exe, str(w), str(h), str(comps), str(q), samp, str(prog), str(restart), cs],
                        input=pix.tobytes(), capture_output=True, check=True)
     return r.stdout
 
 
 def pillow_jpeg(pix, **kw):
-    mode = "L" if pix.ndim == 2 else "RGB"
+    mode = "L" if pix.ndim == 2 else {3: "RGB", 4: "CMYK"}[pix.shape[2]]
     buf = io.BytesIO()
     Image.fromarray(pix, mode).save(buf, "JPEG", **kw)
     return buf.getvalue()
@@ -151,6 +175,24 @@ def relabel(data, ids, drop_jfif):
     return bytes(out)
 
 
+def strip_app14(data):
+    """Drop the Adobe APP14 segment: libjpeg then takes 4 components as CMYK."""
+    for off, marker, length in segments(data):
+        if marker == 0xEE:
+            return data[:off] + data[off + 2 + length:]
+    raise ValueError("no APP14 segment")
+
+
+def adobe_transform(data, transform):
+    """Overwrite the Adobe APP14 colour transform byte (0 CMYK, 2 YCCK)."""
+    out = bytearray(data)
+    for off, marker, length in segments(data):
+        if marker == 0xEE and data[off + 4:off + 9] == b"Adobe":
+            out[off + 4 + 11] = transform
+            return bytes(out)
+    raise ValueError("no Adobe segment")
+
+
 def main():
     cases = []  # (name, jpeg bytes, expect, note)
 
@@ -196,10 +238,26 @@ def main():
     add("ids_rgb_nojfif_444", relabel(base, b"RGB", drop_jfif=True), "IDs RGB, no JFIF: RGB")
     add("ids_other_nojfif_444", relabel(base, b"\x05\x06\x07", drop_jfif=True), "unknown IDs, no JFIF: YCbCr")
 
-    # Unsupported by design: must be refused, not approximated.
-    cmyk = io.BytesIO()
-    Image.fromarray(syn, "RGB").convert("CMYK").save(cmyk, "JPEG", quality=90)
-    add("cmyk_q90_37x23", cmyk.getvalue(), "Adobe CMYK", expect="error:jpeg: unsupported 4-component")
+    # 4 components. Pillow writes CMYK with an Adobe marker (transform 0) and
+    # inverted values; its subsampling option subsamples only the first one.
+    # Whatever the file says, Pillow opens it as mode CMYK with every channel
+    # inverted ("CMYK;I").
+    syn4 = synthetic_cmyk(37, 23)
+    crop4 = ucr_cmyk(book_crop(48, 32, 300, 200))
+    cmyk444 = pillow_jpeg(syn4, quality=90, subsampling=0)
+    add("cmyk_q90_37x23", cmyk444, "Adobe CMYK")
+    add("cmyk_q75_crop", pillow_jpeg(crop4, quality=75, subsampling=0), "Adobe CMYK photo")
+    add("cmyk420_q75_37x23", pillow_jpeg(syn4, quality=75, subsampling=2), "CMYK 2x2,1x1,1x1,1x1")
+    add("cmyk422_q90_crop", pillow_jpeg(crop4, quality=90, subsampling=1), "CMYK 2x1,1x1,1x1,1x1 photo")
+    add("progcmyk_q80_37x23", pillow_jpeg(syn4, quality=80, subsampling=0, progressive=True), "progressive CMYK")
+    add("progcmyk420_q75_crop", pillow_jpeg(crop4, quality=75, subsampling=2, progressive=True),
+        "progressive CMYK, first component subsampled")
+    tiny4 = synthetic_cmyk(17, 17, seed=5)
+    for (w, h) in ((1, 1), (3, 5), (17, 1)):
+        px = np.ascontiguousarray(tiny4[:h, :w])
+        add(f"cmyk420_q90_{w}x{h}", pillow_jpeg(px, quality=90, subsampling=2), "CMYK tiny")
+    add("cmyk_noadobe_37x23", strip_app14(cmyk444), "4 components, no Adobe marker: CMYK")
+    add("cmyk_as_ycck_37x23", adobe_transform(cmyk444, 2), "CMYK data labelled YCCK: clamped conversion")
 
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_mkjpeg(tmp)
@@ -235,6 +293,21 @@ def main():
             add("prog_incomplete_420", drop_scans_after(simple, 3), "progressive, AC scans missing",
                 expect="error:jpeg: unsupported incomplete progressive")
 
+            # YCCK (Adobe transform 2), which Pillow cannot write.
+            px4 = ucr_cmyk(px[:32, :48])
+            ycck = mkjpeg(exe, syn4, samp="2x2,1x1,1x1,2x2", cs="ycck")
+            add("ycck_q85_37x23", ycck, "YCCK 2x2,1x1,1x1,2x2")
+            add("ycck_q85_crop", mkjpeg(exe, px4, samp="2x2,1x1,1x1,2x2", cs="ycck"), "YCCK photo")
+            add("ycck444_q85_37x23", mkjpeg(exe, syn4, samp="1x1,1x1,1x1,1x1", cs="ycck"), "YCCK 4:4:4")
+            add("ycck_adobe1_q85_37x23", adobe_transform(ycck, 1), "Adobe transform 1: libjpeg assumes YCCK")
+            add("ycck_noadobe_q85_37x23", strip_app14(ycck), "YCCK data without Adobe marker: read as CMYK")
+            add("progycck_q85_crop", mkjpeg(exe, px4, samp="2x2,1x1,1x1,2x2", prog=1, cs="ycck"),
+                "progressive YCCK, interleaved 4-component DC scan")
+            add("rst_prog3_ycck_q85", mkjpeg(exe, syn4, samp="2x2,1x1,1x1,2x2", prog=3, restart=2, cs="ycck"),
+                "progressive YCCK, non-interleaved scans, refinements, restarts")
+            add("seqscans_rst_cmyk_q85", mkjpeg(exe, syn4, samp="2x2,1x2,2x1,1x1", prog=2, restart=3, cs="cmyk"),
+                "CMYK, one scan per component, mixed sampling, restarts")
+
     manifest = []
     total = 0
     for name, data, expect, note in cases:
@@ -247,9 +320,13 @@ def main():
             rgb, size = pillow_rgb(data)
             write_atomic(os.path.join(HERE, name + ".rgb"), rgb)
             total += len(rgb)
+            if im.mode == "CMYK":
+                raw = im.tobytes()
+                write_atomic(os.path.join(HERE, name + ".cmyk"), raw)
+                total += len(raw)
         manifest.append(entry)
     write_atomic(os.path.join(HERE, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
-    print(f"{len(manifest)} cases, {total} bytes of .jpg/.rgb")
+    print(f"{len(manifest)} cases, {total} bytes of .jpg/.rgb/.cmyk")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
 /*
  * mkjpeg: writes test JPEGs with libjpeg options that Pillow 9.4's encoder
  * does not expose (restart intervals, 4:4:0/4:1:1/... sampling factors, RGB
- * colour space, non-interleaved and custom progressive scan scripts).
+ * and YCCK colour spaces, non-interleaved and custom progressive scan
+ * scripts).
  * gen_golden.py compiles and runs it; the golden pixels still come from
  * Pillow's decoder, this program only produces inputs.
  *
  * usage: mkjpeg W H IN Q SAMP PROG RESTART CS < pixels > out.jpg
- *   IN      1 (gray) or 3 (RGB) bytes per input pixel
+ *   IN      1 (gray), 3 (RGB) or 4 (CMYK) bytes per input pixel
  *   Q       quality 1..100
- *   SAMP    sampling factors "HxV,HxV,HxV" (ignored for gray)
+ *   SAMP    sampling factors "HxV,HxV,HxV" ("HxV,HxV,HxV,HxV" for 4
+ *           components; ignored for gray)
  *   PROG    0 sequential, 1 jpeg_simple_progression, 2 one scan per
  *           component (sequential), 3 progressive script with only
- *           non-interleaved scans (Y, then Cb, then Cr)
+ *           non-interleaved scans (one component after the other)
  *   RESTART restart interval in MCUs (0 = none)
- *   CS      ycc, rgb or gray: the colour space stored in the file
+ *   CS      ycc, rgb or gray for 1 or 3 input bytes, cmyk or ycck for 4:
+ *           the colour space stored in the file (libjpeg writes an Adobe
+ *           marker with transform 0 for cmyk, 2 for ycck)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,29 +49,35 @@ int main(int argc, char **argv)
   cinfo.image_width = w;
   cinfo.image_height = h;
   cinfo.input_components = in;
-  cinfo.in_color_space = in == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  cinfo.in_color_space = in == 1 ? JCS_GRAYSCALE : in == 4 ? JCS_CMYK : JCS_RGB;
   jpeg_set_defaults(&cinfo);
   jpeg_set_quality(&cinfo, q, TRUE);
   if (strcmp(cs, "rgb") == 0)
     jpeg_set_colorspace(&cinfo, JCS_RGB);
   else if (strcmp(cs, "gray") == 0)
     jpeg_set_colorspace(&cinfo, JCS_GRAYSCALE);
-  if (cinfo.num_components == 3) {
-    int f[6];
-    if (sscanf(samp, "%dx%d,%dx%d,%dx%d", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6) {
-      fprintf(stderr, "mkjpeg: bad SAMP %s\n", samp);
+  else if (strcmp(cs, "cmyk") == 0)
+    jpeg_set_colorspace(&cinfo, JCS_CMYK);
+  else if (strcmp(cs, "ycck") == 0)
+    jpeg_set_colorspace(&cinfo, JCS_YCCK);
+  if (cinfo.num_components >= 3) {
+    int f[8];
+    int nf = sscanf(samp, "%dx%d,%dx%d,%dx%d,%dx%d", &f[0], &f[1], &f[2], &f[3],
+                    &f[4], &f[5], &f[6], &f[7]);
+    if (nf != 2 * cinfo.num_components) {
+      fprintf(stderr, "mkjpeg: bad SAMP %s for %d components\n", samp, cinfo.num_components);
       return 2;
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < cinfo.num_components; i++) {
       cinfo.comp_info[i].h_samp_factor = f[2 * i];
       cinfo.comp_info[i].v_samp_factor = f[2 * i + 1];
     }
   }
-  static jpeg_scan_info scans[16];
+  static jpeg_scan_info scans[24];
   if (prog == 1) {
     jpeg_simple_progression(&cinfo);
-  } else if (prog == 2 && cinfo.num_components == 3) {
-    for (int i = 0; i < 3; i++) {
+  } else if (prog == 2 && cinfo.num_components > 1) {
+    for (int i = 0; i < cinfo.num_components; i++) {
       scans[i].comps_in_scan = 1;
       scans[i].component_index[0] = i;
       scans[i].Ss = 0;
@@ -76,7 +86,7 @@ int main(int argc, char **argv)
       scans[i].Al = 0;
     }
     cinfo.scan_info = scans;
-    cinfo.num_scans = 3;
+    cinfo.num_scans = cinfo.num_components;
   } else if (prog == 3) {
     /* Per component: DC (Al=1), AC 1-5 (Al=2), AC 6-63 (Al=0),
      * AC 1-5 refine to 1 and to 0, DC refine. */
