@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // bookDir is where the book's images live: <repo>/../shared/data/... (kernelext is one level
@@ -51,7 +52,7 @@ func inputPath(t *testing.T, input string) string {
 	if name, ok := strings.CutPrefix(input, "book:"); ok {
 		p := filepath.Join(bookDir, name)
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("book image %s not available (expected the shared data folder next to the repository): %v", p, err)
+			testenv.SkipMissing(t, "book image %s not available (expected the shared data folder next to the repository): %v", p, err)
 		}
 		return p
 	}
@@ -191,7 +192,7 @@ func TestPreprocessMatchesNumpy(t *testing.T) {
 func TestLoadImgBookFullResolution(t *testing.T) {
 	requirePython(t, "numpy", "PIL")
 	if _, err := os.Stat(bookDir); err != nil {
-		t.Skipf("book images not available at %s", bookDir)
+		testenv.SkipMissing(t, "book images not available at %s", bookDir)
 	}
 	names, _ := filepath.Glob(filepath.Join(bookDir, "*.jpg"))
 	dir := t.TempDir()

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // pythonOracle is the system Python that carries the reference implementations (numpy, Pillow).
@@ -14,11 +16,11 @@ const pythonOracle = "/usr/bin/python3"
 func requirePython(t testing.TB, modules ...string) {
 	t.Helper()
 	if _, err := os.Stat(pythonOracle); err != nil {
-		t.Skipf("oracle %s not installed", pythonOracle)
+		testenv.SkipMissing(t, "oracle %s not installed", pythonOracle)
 	}
 	for _, m := range modules {
 		if err := exec.Command(pythonOracle, "-c", "import "+m).Run(); err != nil {
-			t.Skipf("oracle module %s not importable by %s (Debian: python3-numpy, python3-pil)", m, pythonOracle)
+			testenv.SkipMissing(t, "oracle module %s not importable by %s (Debian: python3-numpy, python3-pil)", m, pythonOracle)
 		}
 	}
 }

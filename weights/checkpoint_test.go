@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // python is Debian's interpreter, which has python3-h5py; a python3 earlier on PATH may not.
@@ -40,7 +42,7 @@ func checkpoints(t *testing.T) string {
 		}
 	})
 	if ckptSkip != "" {
-		t.Skip(ckptSkip)
+		testenv.SkipMissing(t, "%s", ckptSkip)
 	}
 	if ckptErr != nil {
 		t.Fatal(ckptErr)

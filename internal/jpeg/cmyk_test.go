@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // datasetDir holds the cars/flowers training data of the chapter; four of its
@@ -47,11 +49,11 @@ func pythonWithPillow(t testing.TB) string {
 	if _, err := os.Stat(py); err != nil {
 		var lerr error
 		if py, lerr = exec.LookPath("python3"); lerr != nil {
-			t.Skip("skipping: python3 not found, so there is no Pillow oracle to compare with")
+			testenv.SkipMissing(t, "%s", "skipping: python3 not found, so there is no Pillow oracle to compare with")
 		}
 	}
 	if out, err := exec.Command(py, "-c", "import PIL").CombinedOutput(); err != nil {
-		t.Skipf("skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
+		testenv.SkipMissing(t, "skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
 	}
 	return py
 }
@@ -68,7 +70,7 @@ func TestDatasetCMYKMatchesPillow(t *testing.T) {
 		}
 	}
 	if len(files) == 0 {
-		t.Skipf("skipping: the CMYK files of %s are not present", datasetDir)
+		testenv.SkipMissing(t, "skipping: the CMYK files of %s are not present", datasetDir)
 	}
 	py := pythonWithPillow(t)
 	dir := t.TempDir()

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // bookDir holds the seven photos Chapter 8 classifies.
@@ -40,11 +42,11 @@ func pillowDecode(t testing.TB, files []string) (rgb [][]byte, info []string) {
 	if _, err := os.Stat(py); err != nil {
 		var lerr error
 		if py, lerr = exec.LookPath("python3"); lerr != nil {
-			t.Skip("skipping: python3 not found, so there is no Pillow oracle to compare with")
+			testenv.SkipMissing(t, "%s", "skipping: python3 not found, so there is no Pillow oracle to compare with")
 		}
 	}
 	if out, err := exec.Command(py, "-c", "import PIL").CombinedOutput(); err != nil {
-		t.Skipf("skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
+		testenv.SkipMissing(t, "skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
 	}
 	dir := t.TempDir()
 	args := []string{"-c", pillowScript}
@@ -139,7 +141,7 @@ func bookFiles(t testing.TB) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(bookDir, "*.jpg"))
 	if err != nil || len(files) == 0 {
-		t.Skipf("skipping: no book images in %s", bookDir)
+		testenv.SkipMissing(t, "skipping: no book images in %s", bookDir)
 	}
 	return files
 }

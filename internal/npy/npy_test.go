@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // python runs a snippet under the system Python with numpy (the oracle); tests skip when it is
@@ -17,10 +19,10 @@ func python(t *testing.T, script string, args ...string) string {
 	t.Helper()
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
-		t.Skip("oracle /usr/bin/python3 not installed")
+		testenv.SkipMissing(t, "%s", "oracle /usr/bin/python3 not installed")
 	}
 	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skip("oracle numpy not installed (Debian package python3-numpy)")
+		testenv.SkipMissing(t, "%s", "oracle numpy not installed (Debian package python3-numpy)")
 	}
 	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
 	var stderr bytes.Buffer

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // Files in the reference directory.
@@ -211,7 +213,7 @@ func Dir(t testing.TB) string {
 	case o.err != nil:
 		t.Fatal(o.err)
 	case o.skipMsg != "":
-		t.Skip(o.skipMsg)
+		testenv.SkipMissing(t, "%s", o.skipMsg)
 	}
 	return o.dir
 }
