@@ -13,7 +13,9 @@
 //     ~/.local/lib/go-xla (and its nvidia/ subfolder), /usr/local/lib/go-xla (and nvidia/),
 //     the older …/gomlx/pjrt folders, the absolute entries of LD_LIBRARY_PATH and the folders
 //     listed in /etc/ld.so.conf; plus, for CUDA, the plugin a "jax-cuda12-pjrt" or
-//     "jax-cuda13-pjrt" pip package installs (jax_plugins/xla_cuda*/xla_cuda_plugin.so).
+//     "jax-cuda13-pjrt" pip package installs (jax_plugins/xla_cuda*/xla_cuda_plugin.so) in
+//     $VIRTUAL_ENV, ~/.local or the system's Python; for another environment, point
+//     PJRT_PLUGIN_LIBRARY_PATH at its jax_plugins/xla_cuda13 folder.
 //  3. Otherwise GoMLX's pure-Go backend ("go") runs the model, and one line on stderr says so.
 //
 // The backend is created once per process and shared: creating an XLA client is expensive and
@@ -24,19 +26,22 @@
 // By default the pure-Go backend runs independent operations of a graph in parallel on the
 // same worker pool that its matrix multiplications use to split their own work. When as many
 // independent multiplications become ready at once as the pool has slots (twice the number of
-// CPUs), each waits for a free worker that never comes and the execution hangs forever — the
-// Winograd convolutions in kernelext/layers have 16 of them. With ops_sequential the operations
-// run one at a time, each still using every core inside.
+// CPUs), each waits for a free worker that never comes and the execution hangs forever: 16
+// independent products hang it on two cores, and a Winograd convolution of kernelext/layers
+// issues 16 per layer. With ops_sequential the operations run one at a time, each still using
+// every core inside. ("parallelism=-1", an unbounded pool, also avoids the hang and measured
+// ~15% faster on VGG16, but the backend then prints a line on stdout and holds more buffers at
+// once.)
 //
 // # Faster: install the XLA CPU plugin
 //
-// The pure-Go backend is portable but slow for convolutions (about 15× PyTorch on CPU for
-// VGG16). With internet access, install XLA's CPU plugin once; afterwards [New] finds it
+// The pure-Go backend is portable but slow for convolutions (VGG16 takes about ten times
+// PyTorch's CPU time). With internet access, install XLA's CPU plugin once; afterwards [New] finds it
 // without any setting, offline too:
 //
-//	GOMLX_BACKEND=xla:cpu go run ./cmd/workbook summary vgg16
+//	GOMLX_BACKEND=xla:cpu go run ./cmd/workbook predict --model vgg16 IMAGE.jpg
 //
-// runs any GoMLX program once with XLA on the CPU, which makes GoMLX download the plugin it was
+// runs a prediction once with XLA on the CPU, which makes GoMLX download the plugin it was
 // tested with (github.com/gomlx/pjrt-cpu-binaries, v0.83.3 for go-xla v0.1.4) into
 // ~/.local/lib/go-xla. go-xla's installer does the same and also installs the CUDA plugin
 // with the NVIDIA libraries on a machine with an NVIDIA GPU:
@@ -91,7 +96,8 @@ type Plan struct {
 	// Config is the string given to GoMLX's backends.NewWithConfig, e.g. "go:ops_sequential" or
 	// "xla:/home/me/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so,shared_buffers".
 	Config string
-	// Plugin is the absolute path of the PJRT plugin, for KindXLACPU and KindXLACUDA.
+	// Plugin is the absolute path of the PJRT plugin, for KindXLACPU and KindXLACUDA (and, when
+	// it can be found, for GOMLX_BACKEND=xla:cuda).
 	Plugin string
 	// Notice, if not empty, is printed once on stderr when the backend is created.
 	Notice string
@@ -154,7 +160,7 @@ func Describe(b backends.Backend) string {
 
 // create builds the backend for plan, turning GoMLX's panics into errors.
 func create(plan Plan) (b backends.Backend, err error) {
-	if plan.Kind == KindXLACUDA {
+	if plan.Plugin != "" && isCUDAName(plan.Plugin) {
 		setCUDADataDir(plan.Plugin)
 	}
 	defer func() {
@@ -188,7 +194,12 @@ type probe struct {
 
 func makePlan(p probe) (Plan, error) {
 	if cfg, ok := p.getenv(EnvBackend); ok && strings.TrimSpace(cfg) != "" {
-		return planFromConfig(strings.TrimSpace(cfg), p.xlaLinked)
+		plan, err := planFromConfig(strings.TrimSpace(cfg), p.xlaLinked)
+		if err == nil && plan.Kind == KindFromEnv && plan.Plugin == "" && strings.HasPrefix(plan.Config, "xla:cuda") {
+			// Where GoMLX will find its "cuda" plugin, for setCUDADataDir.
+			plan.Plugin = findPlugin(searchDirs(p), cudaNames[:4])
+		}
+		return plan, err
 	}
 	if !p.xlaLinked {
 		return Plan{

@@ -191,8 +191,14 @@ func TestPlanFromGOMLXBackend(t *testing.T) {
 			t.Errorf("%s=%q: got %+v, want config %q", EnvBackend, c.env, plan, c.config)
 		}
 	}
+	// GOMLX_BACKEND=xla:cuda: the config stays, the plugin GoMLX will load is located.
+	p, home := fakeProbe(t, map[string]string{EnvBackend: "xla:cuda"}, true)
+	cuda := touch(t, filepath.Join(home, ".local/lib/go-xla/nvidia/pjrt_c_api_cuda_plugin.so"))
+	if plan := mustPlan(t, p); plan.Config != "xla:cuda" || plan.Plugin != cuda {
+		t.Errorf("xla:cuda: got %+v, want config xla:cuda and plugin %s", plan, cuda)
+	}
 	// Empty means unset.
-	p, _ := fakeProbe(t, map[string]string{EnvBackend: ""}, false)
+	p, _ = fakeProbe(t, map[string]string{EnvBackend: ""}, false)
 	if plan := mustPlan(t, p); plan.Kind != KindGo || plan.Notice == "" {
 		t.Errorf("empty %s: got %+v, want the automatic choice", EnvBackend, plan)
 	}

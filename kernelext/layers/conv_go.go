@@ -17,7 +17,8 @@ import (
 //     DotGeneral of the (pixels, kh·kw·Cin) patches with the (kh·kw·Cin, Cout) kernel.
 //
 // Gradients are hand-written (see customVJP): with respect to the kernel it is the patches'
-// transpose times the output gradient (one DotGeneral); with respect to the input it is the
+// transpose times the output gradient (one DotGeneral; 16 smaller ones in Winograd's
+// transformed space where the forward pass is Winograd); with respect to the input it is the
 // convolution of the (dilated, for stride 2) output gradient with the spatially flipped,
 // in/out-swapped kernel, which reuses the fast forward forms above.
 
