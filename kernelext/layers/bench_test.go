@@ -16,10 +16,14 @@ import (
 // wall time, "cpu-ms/op" (CPU time of all threads, steadier on a shared machine) and the
 // arithmetic rate ("GFLOP/s", 2 per multiply-add of the direct convolution). Examples:
 //
-//	go test ./kernelext/layers/ -run '^$' -bench 'VGG16Conv' -benchtime 2x
-//	go test ./kernelext/layers/ -run '^$' -bench 'VGG16Forward' -benchtime 3x -cpuprofile /tmp/cpu.prof
+//	go test ./kernelext/layers/ -run '^$' -bench 'VGG16Conv/.*/(auto|im2col|winograd)$' -benchtime 2x
+//	go test ./kernelext/layers/ -run '^$' -bench 'VGG16Conv/conv5_1/native' -benchtime 1x
+//	go test ./kernelext/layers/ -run '^$' -bench 'VGG16Forward/batch1' -benchtime 3x -cpuprofile /tmp/cpu.prof
+//	go test ./kernelext/layers/ -run '^$' -bench 'Block5TrainStep' -benchtime 2x
 //
 // LAYERS_BENCH_GO_CONFIG sets the pure-Go backend's configuration (default "ops_sequential").
+// PyTorch's time for the same VGG16 on the same machine is what kernelext/applications'
+// BenchmarkVGG16Predict reports next to its own.
 
 var benchBackends = map[string]backends.Backend{}
 

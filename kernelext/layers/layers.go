@@ -1,16 +1,14 @@
 // Package layers holds the Keras layer computations VGG16 and ResNet50 need — Conv2D, pooling,
 // BatchNormalization in inference form, Dense, ZeroPadding2D — as GoMLX graph functions on
-// NHWC tensors. They pick, per backend, the formulation that backend runs fast and can
-// differentiate: native XLA ops where XLA is the backend, matmul-based forms on the pure-Go
-// backend.
+// NHWC tensors, each as fast and as differentiable as the backend allows.
 //
-// On GoMLX's pure-Go backend ("go") they use their own forms, because that backend's native
-// convolution is a single-threaded loop (~0.5 GFLOP/s, against ~10 for its matrix
-// multiplication on two cores) and it lacks the ops the gradients of Convolve (Reverse) and
-// MaxPool (SelectAndScatterMax) need: convolutions become matrix multiplications (Winograd
-// F(2×2, 3×3) for 3×3, im2col otherwise) and convolutions and max-pools carry hand-written
-// gradients, so a model built from these layers trains there too. On XLA they are XLA's own
-// ops. Both agree to float32 rounding (see the tests).
+// On XLA they are XLA's own ops. On GoMLX's pure-Go backend ("go") they build their own forms,
+// because that backend's native convolution is a single-threaded loop (~0.5 GFLOP/s, against
+// ~10 for its matrix multiplication on two cores) and it lacks the ops that the gradients of
+// Convolve (Reverse) and MaxPool (SelectAndScatterMax) need: convolutions become matrix
+// multiplications (Winograd F(2×2, 3×3) for 3×3 kernels, im2col otherwise), and convolutions
+// and max-pools carry hand-written gradients, so that a model built from these layers trains
+// there too. Both agree to float32 rounding, values and gradients (see the tests).
 //
 // # Frozen layers
 //
@@ -81,16 +79,25 @@ func ZeroPad2D(x *Node, pad int) *Node {
 // y = gamma·(x − mean)/sqrt(variance + epsilon) + beta, over the last axis.
 func BatchNormInference(x, gamma, beta, mean, variance *Node, epsilon float64) *Node {
 	r := x.Rank()
-	scale := Mul(gamma, Rsqrt(AddScalar(variance, epsilon)))
+	scale := Mul(gamma, rsqrt(AddScalar(variance, epsilon)))
 	shift := Sub(beta, Mul(mean, scale))
 	return Add(Mul(x, ExpandLeftToRank(scale, r)), ExpandLeftToRank(shift, r))
+}
+
+// rsqrt is Rsqrt(v), as TensorFlow computes BatchNormalization, made differentiable (GoMLX
+// v0.26 defines no gradient for Rsqrt): the added term is exactly zero, and its gradient with
+// respect to v is d/dv v^(-½) = -½·v^(-3/2).
+func rsqrt(v *Node) *Node {
+	r := Rsqrt(StopGradient(v))
+	slope := StopGradient(MulScalar(Mul(r, Mul(r, r)), -0.5))
+	return Add(r, Mul(Sub(v, StopGradient(v)), slope))
 }
 
 // Dense computes Keras' Dense: x·kernel + bias, x (B, in), kernel (in, out).
 //
 // On the pure-Go backend a small batch pays for transposing the kernel on every call (its
-// matrix multiplication wants both operands with the summed axis last): about 1 s for VGG16's
-// 25088×4096 fc1. [DenseTransposed] with the kernel stored as (out, in) avoids it.
+// matrix multiplication wants both operands with the summed axis last): 1–2 s for VGG16's
+// 25088×4096 fc1 on two cores. [DenseTransposed] with the kernel stored as (out, in) avoids it.
 func Dense(x, kernel, bias *Node) *Node {
 	y := Dot(x, kernel)
 	if bias != nil {
