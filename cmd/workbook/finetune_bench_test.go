@@ -1,0 +1,284 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/backend"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
+	"github.com/transfer-learning-go/workbook/weights"
+)
+
+// The book's full task on the full data set, for the extrapolations: 10 epochs × 100 training
+// steps and 10 × 30 validation steps of batch 32 over 10,764 training and 2,674 test images.
+const (
+	fullTrainSteps = bookEpochs * bookSteps
+	fullValSteps   = bookEpochs * bookValSteps
+	fullTrainN     = 10764
+	fullTestN      = 2674
+)
+
+// benchSteps is the number of training steps the expensive paths run (WORKBOOK_BENCH_STEPS,
+// default 3): one step of the book's way costs about a minute and a half on two cores.
+func benchSteps(b *testing.B) int {
+	if s := os.Getenv("WORKBOOK_BENCH_STEPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			b.Fatalf("WORKBOOK_BENCH_STEPS=%q: want a number ≥ 2", s)
+		}
+		return n
+	}
+	return 3
+}
+
+// benchModel is Exercise 8.03's model with the stand-in VGG16 weights (timings do not depend on
+// the values; the validation accuracy reached does, and with random weights stays near chance).
+func benchModel(b *testing.B) (*finetuneModel, *training.Model) {
+	b.Helper()
+	needGoBackendB(b)
+	ref := reference.Dir(b)
+	be, err := backend.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ft, err := buildFinetuneModel(be, "vgg16", filepath.Join(ref, weights.VGG16), 224, 42)
+	if err != nil {
+		b.Fatal(err)
+	}
+	full, err := training.NewModel(be, ft.app.Context(), ft.app.Name(), ft.app.Apply)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := full.Compile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy); err != nil {
+		b.Fatal(err)
+	}
+	return ft, full
+}
+
+func needGoBackendB(b *testing.B) {
+	if os.Getenv(backend.EnvBackend) == "" {
+		b.Setenv(backend.EnvBackend, "go")
+	}
+}
+
+// sampleIterators are the book's generators over the shipped sample, batch 32 at 224×224.
+func sampleIterators(b *testing.B) (train, test *datasets.DirectoryIterator) {
+	b.Helper()
+	dir := datasets.MustSampleDir()
+	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: bookBatch, ClassMode: datasets.Binary,
+		Seed: datasets.Seed(42), Out: io.Discard}
+	aug := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2, ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}
+	var err error
+	train, err = aug.FlowFromDirectory(filepath.Join(dir, "training_set"), flow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	test, err = datasets.ImageDataGenerator{Rescale: 1. / 255}.FlowFromDirectory(filepath.Join(dir, "test_set"), flow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { train.Close(); test.Close() })
+	return train, test
+}
+
+func hours(d float64) float64 { return d / 3600 }
+
+// BenchmarkFinetune measures, at batch 32 on this machine's CPU, the cost of Exercise 8.03's
+// training step three ways, and extrapolates each to the book's full task (10 × 100 training
+// steps and 10 × 30 validation steps on the full data set); run it with
+//
+//	go test -run '^$' -bench Finetune -benchtime 1x -timeout 60m ./cmd/workbook
+//
+// (-benchtime 1x: each path runs its own scaled schedule, WORKBOOK_BENCH_STEPS training steps
+// and one validation step over the sample's 32 test images). Metrics:
+//
+//   - s/step: one training step, batch drawn and augmented, after the first (compilation) step;
+//   - s/val_step: one validation step (32 images, forward only);
+//   - s/base_image: the frozen VGG16 forward pass to fc2, per image;
+//   - h/full_task: the extrapolation to the book's run;
+//   - val_acc: validation accuracy after the scaled run (stand-in weights: near chance).
+func BenchmarkFinetune(b *testing.B) {
+	b.Run("ours-book-way", benchOursBookWay)
+	b.Run("ours-cached", benchOursCached)
+	b.Run("pytorch-book-way", benchPyTorch)
+}
+
+// benchOursBookWay is the book's way on the workbook's code: every step draws 32 freshly
+// augmented images and runs them through frozen VGG16 and the head (forward and head update).
+func benchOursBookWay(b *testing.B) {
+	steps := benchSteps(b)
+	_, full := benchModel(b)
+	train, test := sampleIterators(b)
+	gen := training.NewSequenceGenerator(train, false)
+	defer gen.Close()
+	var times []time.Duration
+	b.ResetTimer()
+	for range steps {
+		t0 := time.Now()
+		x, y, err := gen.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := full.TrainOnBatch(x, y); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(t0))
+	}
+	b.StopTimer()
+	step := meanAfterFirst(times)
+	t0 := time.Now()
+	acc, err := full.Evaluate(training.NewSequenceGenerator(test, false), 1, training.ValLossLastBatch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := time.Since(t0).Seconds()
+	full64 := float64(fullTrainSteps)*step + float64(fullValSteps)*val
+	b.Logf("ours, book's way: steps %v; validation step %.1f s; full task ≈ %d × %.1f s + %d × %.1f s = %.1f h",
+		times, val, fullTrainSteps, step, fullValSteps, val, hours(full64))
+	b.ReportMetric(step*1e9, "ns/op")
+	b.ReportMetric(step, "s/step")
+	b.ReportMetric(val, "s/val_step")
+	b.ReportMetric(val/bookBatch, "s/base_image")
+	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(acc[1], "val_acc")
+}
+
+// benchOursCached is the feature-cache path: the frozen base runs once per distinct image, the
+// head steps run on stored fc2 features. Its scaled run is the book's whole schedule for the
+// head (10 × 100 steps, 10 × 30 validation steps) on the sample's cached features.
+func benchOursCached(b *testing.B) {
+	ft, _ := benchModel(b)
+	train, test := sampleIterators(b)
+	be := ft.app.Backend()
+	extractor, err := training.NewModel(be, ft.app.Context(), ft.app.Name(), training.ApplicationBase(ft.app, ft.features))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The one-time cost per image: one batch of 32 test images through the base.
+	batch, err := test.Batch(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	t0 := time.Now()
+	if _, err := extractor.Predict(batch.X); err != nil {
+		b.Fatal(err)
+	}
+	base := time.Since(t0).Seconds() / float64(len(batch.Index))
+
+	// The head on cached features: the sample's features (computed once, then kept in the user
+	// cache folder under the stand-in weights' digest).
+	cache := &training.FeatureCache{Model: ft.featureID(), Weights: ft.weights.Digest, Extract: extractor.Predict,
+		TargetSize: [2]int{224, 224}, Preprocess: datasets.ImageDataGenerator{Rescale: 1. / 255}, Out: io.Discard}
+	b.StopTimer()
+	trainX, err := cache.Features(train.Filepaths())
+	if err != nil {
+		b.Fatal(err)
+	}
+	testX, err := cache.Features(test.Filepaths())
+	if err != nil {
+		b.Fatal(err)
+	}
+	gTrain, err := training.NewFeatureGenerator([]*kernelext.Array{trainX}, training.Labels(train.Labels()), bookBatch, true, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gTest, err := training.NewFeatureGenerator([]*kernelext.Array{testX}, training.Labels(test.Labels()), bookBatch, true, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.New()
+	ctx.SetParam(context.ParamInitialSeed, int64(42))
+	head := training.MustNewModel(be, ctx, "sequential_1", training.Dense(ft.head, 1, "sigmoid"))
+	head.MustCompile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy)
+	// Compile the head's step first, then time the book's schedule.
+	if x, y, err := gTrain.Next(); err != nil {
+		b.Fatal(err)
+	} else if _, err := head.TrainOnBatch(x, y); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	t0 = time.Now()
+	hist, err := head.Fit(gTrain, training.FitOptions{Epochs: bookEpochs, StepsPerEpoch: bookSteps,
+		ValidationData: gTest, ValidationSteps: bookValSteps, Verbose: training.Silent, Out: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	headRun := time.Since(t0).Seconds()
+	b.StopTimer()
+	perHeadStep := headRun / float64(fullTrainSteps+fullValSteps)
+	distinct := fullTrainN + fullTestN // every image of both folders is drawn at least once (TestScheduleDraws)
+	full64 := float64(distinct)*base + headRun
+	b.Logf("ours, cached features: base %.2f s/image; head: %d+%d steps in %.2f s; full task ≈ %d images × %.2f s + %.1f s = %.1f h; history:\n%s",
+		base, fullTrainSteps, fullValSteps, headRun, distinct, base, headRun, hours(full64), hist)
+	b.ReportMetric(perHeadStep*1e9, "ns/op")
+	b.ReportMetric(perHeadStep, "s/step")
+	b.ReportMetric(base, "s/base_image")
+	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(hist.Last("val_accuracy"), "val_acc")
+}
+
+// benchPyTorch runs testdata/torch_finetune_bench.py (Debian's python3-torch, CPU, as many
+// threads as this process may use) on the same sample with the same scaled schedule.
+func benchPyTorch(b *testing.B) {
+	steps := benchSteps(b)
+	if _, err := exec.Command(reference.Python, "-c", "import torch, torchvision").CombinedOutput(); err != nil {
+		b.Skipf("%s cannot import torch and torchvision: %v", reference.Python, err)
+	}
+	cmd := exec.Command(reference.Python, filepath.Join("testdata", "torch_finetune_bench.py"),
+		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
+		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	cmd.Stderr = os.Stderr
+	b.ResetTimer()
+	out, err := cmd.Output()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("torch_finetune_bench.py: %v", err)
+	}
+	var r struct {
+		Torch     string    `json:"torch"`
+		Threads   int       `json:"threads"`
+		StepTimes []float64 `json:"step_times_s"`
+		Step      float64   `json:"train_step_s"`
+		Val       float64   `json:"val_step_s"`
+		Base      float64   `json:"base_per_image_s"`
+		ValAcc    float64   `json:"val_accuracy"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
+		b.Fatalf("torch_finetune_bench.py printed %q", out)
+	}
+	full64 := float64(fullTrainSteps)*r.Step + float64(fullValSteps)*r.Val
+	b.Logf("PyTorch %s (%d threads), book's way: steps %v s; validation step %.1f s; full task ≈ %.1f h; cached-features equivalent ≈ %.1f h",
+		r.Torch, r.Threads, r.StepTimes, r.Val, hours(full64), hours(float64(fullTrainN+fullTestN)*r.Base))
+	b.ReportMetric(r.Step*1e9, "ns/op")
+	b.ReportMetric(r.Step, "s/step")
+	b.ReportMetric(r.Val, "s/val_step")
+	b.ReportMetric(r.Base, "s/base_image")
+	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(r.ValAcc, "val_acc")
+}
+
+func meanAfterFirst(ts []time.Duration) float64 {
+	if len(ts) > 1 {
+		ts = ts[1:]
+	}
+	s := 0.0
+	for _, t := range ts {
+		s += t.Seconds()
+	}
+	return s / float64(len(ts))
+}

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/kernelext/backend"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
+)
+
+// sampleImages returns n image paths of the shipped sample's class folder.
+func sampleImages(t *testing.T, split, class string, n int) []string {
+	t.Helper()
+	dir := filepath.Join(datasets.MustSampleDir(), split, class)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < n {
+		t.Fatalf("%s has %d images, want %d", dir, len(entries), n)
+	}
+	var out []string
+	for _, e := range entries[:n] {
+		out = append(out, filepath.Join(dir, e.Name()))
+	}
+	return out
+}
+
+// makeData builds a data folder: for each "split/class" the given number of sample images
+// (copied from the shipped sample's car or flower folder); 0 makes an empty class folder.
+func makeData(t *testing.T, layout map[string]int) string {
+	t.Helper()
+	root := t.TempDir()
+	for sc, n := range layout {
+		dir := filepath.Join(root, sc)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		src := "car"
+		if strings.Contains(sc, "flower") {
+			src = "flower"
+		}
+		for i, p := range sampleImages(t, "training_set", src, n) {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d.jpg", i)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+// TestFinetuneBadInput checks that data Keras would train on silently but wrongly, or that would
+// fail hours into a run, is refused before any model is built, with a message naming the
+// problem.
+func TestFinetuneBadInput(t *testing.T) {
+	good := map[string]int{"training_set/car": 3, "training_set/flower": 3, "test_set/car": 2, "test_set/flower": 2}
+	with := func(change map[string]int, drop ...string) map[string]int {
+		m := map[string]int{}
+		for k, v := range good {
+			m[k] = v
+		}
+		for _, d := range drop {
+			delete(m, d)
+		}
+		for k, v := range change {
+			m[k] = v
+		}
+		return m
+	}
+	broken := makeData(t, good)
+	if err := os.WriteFile(filepath.Join(broken, "training_set", "flower", "zz_truncated.jpg"), []byte("\xff\xd8\xff\xe0 not really"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noTest := makeData(t, with(nil, "test_set/car", "test_set/flower"))
+	for _, c := range []struct {
+		name string
+		data string
+		args []string
+		code int
+		want []string
+	}{
+		{"empty class folder", makeData(t, with(map[string]int{"training_set/flower": 0})), nil, 1,
+			[]string{`class folder "`, `flower" holds no images`}},
+		{"one class", makeData(t, with(nil, "training_set/flower", "test_set/flower")), nil, 1,
+			[]string{"has 1 classes", "binary labels need exactly 2"}},
+		{"different validation classes", makeData(t, with(map[string]int{"test_set/flowers": 2}, "test_set/flower")), nil, 1,
+			[]string{"classes differ", `only in the first: ["flower"]`, `only in the second: ["flowers"]`}},
+		{"batch larger than the data", makeData(t, good), []string{"--batch", "5"}, 1,
+			[]string{"--batch 5 is larger than the 4 images in", "test_set"}},
+		{"unreadable image", broken, nil, 1,
+			[]string{"1 unreadable image(s)", "zz_truncated.jpg"}},
+		{"no test_set", noTest, nil, 1, []string{"has no test_set folder"}},
+		{"bad model", makeData(t, good), []string{"--model", "inception"}, 2, []string{`unknown model "inception"`}},
+		{"resume without folder", makeData(t, good), []string{"--resume"}, 2, []string{"--resume needs --checkpoint-dir"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"finetune", "--data", c.data, "--batch", "2", "--out", ""}, c.args...)
+			code, out, errOut := runCLI(t, args...)
+			if code != c.code {
+				t.Fatalf("status %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			if strings.Contains(out, "Backend:") {
+				t.Error("a model was built before the data was checked")
+			}
+		})
+	}
+}
+
+func TestScheduleDraws(t *testing.T) {
+	for _, c := range []struct{ n, batch, batches, draws, distinct int }{
+		// The book's schedule on the full data set: 10×100 training batches over 10,764 images
+		// (337 batches per pass, the last of 12 images), 10×30 validation batches over 2,674.
+		{10764, 32, 1000, 2*10764 + 326*32, 10764},
+		{2674, 32, 300, 3*2674 + 48*32, 2674},
+		// Within the first pass every image is new.
+		{10764, 32, 100, 3200, 3200},
+		// The sample: 80 images are 3 batches (32, 32, 16) per pass.
+		{80, 32, 2, 64, 64},
+		{80, 32, 4, 80 + 32, 80},
+	} {
+		d, u := scheduleDraws(c.n, c.batch, c.batches)
+		if d != c.draws || u != c.distinct {
+			t.Errorf("scheduleDraws(%d, %d, %d) = %d, %d; want %d, %d", c.n, c.batch, c.batches, d, u, c.draws, c.distinct)
+		}
+	}
+}
+
+// tinyRun are flags for a cheap end-to-end run on the pure-Go backend: VGG16 with Keras' random
+// initialisation at 32×32 (include_top=False + Flatten), a few batches of 4 images.
+func tinyRun(data string, extra ...string) []string {
+	return append([]string{"finetune", "--data", data, "--weights", "none", "--size", "32", "--batch", "4",
+		"--steps", "2", "--val-steps", "1", "--line-every", "0"}, extra...)
+}
+
+func needGoBackend(t *testing.T) {
+	t.Helper()
+	if os.Getenv(backend.EnvBackend) == "" {
+		t.Setenv(backend.EnvBackend, "go")
+	}
+}
+
+// variables loads a checkpoint into a fresh context and returns every variable's raw bytes by
+// scope/name.
+func variables(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := training.NewModel(b, context.New(), "load", training.Dense("unused", 1, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for v := range m.Context().IterVariables() {
+		val, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := val.ConstBytes(func(data []byte) { out[v.Scope()+"/"+v.Name()] = bytes.Clone(data) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestFinetuneFreezeThenUnfreeze runs both stages end to end and compares the weights saved
+// after each, byte for byte: stage 1 changes the head only; stage 2 changes block 5 and the
+// head, and leaves blocks 1–4 bit-identical.
+func TestFinetuneFreezeThenUnfreeze(t *testing.T) {
+	needGoBackend(t)
+	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "1", "--stage2-epochs", "1",
+		"--checkpoint-dir", dir, "--out", filepath.Join(dir, "model.ckpt"))...)
+	if code != 0 {
+		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, w := range []string{"Found 8 images belonging to 2 classes.", "Found 4 images belonging to 2 classes.",
+		"Stage 1: base frozen", "Epoch 1/1", "Stage 2: [layers \"block5_\"*] unfrozen", "Epoch 2/2",
+		"It is a ", "Saved the model to"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+
+	// The initial weights: the same model, built as the command builds it.
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := buildFinetuneModel(b, "vgg16", "none", 32, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial := filepath.Join(t.TempDir(), "initial.ckpt")
+	m, err := training.NewModel(b, ft.app.Context(), "initial", ft.app.Apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(initial); err != nil {
+		t.Fatal(err)
+	}
+	v0 := variables(t, initial)
+	v1 := variables(t, filepath.Join(dir, "stage1.ckpt"))
+	v2 := variables(t, filepath.Join(dir, "stage2.ckpt"))
+	vOut := variables(t, filepath.Join(dir, "model.ckpt"))
+
+	checked := map[string]int{}
+	for name, w0 := range v0 {
+		w1, w2 := v1[name], v2[name]
+		if w1 == nil || w2 == nil {
+			t.Errorf("%s missing from a checkpoint", name)
+			continue
+		}
+		if !bytes.Equal(w2, vOut[name]) {
+			t.Errorf("%s: the saved model differs from the last checkpoint", name)
+		}
+		layer := strings.Split(strings.TrimPrefix(name, "/"), "/")[0]
+		switch {
+		case strings.HasPrefix(layer, "block5_"):
+			checked["block5"]++
+			if !bytes.Equal(w0, w1) {
+				t.Errorf("%s changed in stage 1 (base frozen)", name)
+			}
+			if bytes.Equal(w1, w2) {
+				t.Errorf("%s did not change in stage 2 (unfrozen)", name)
+			}
+		case strings.HasPrefix(layer, "block"):
+			checked["block1-4"]++
+			if !bytes.Equal(w0, w1) || !bytes.Equal(w1, w2) {
+				t.Errorf("%s changed (frozen in both stages)", name)
+			}
+		case layer == ft.head:
+			checked["head"]++
+			if bytes.Equal(w0, w1) || bytes.Equal(w1, w2) {
+				t.Errorf("%s did not change in both stages", name)
+			}
+		default:
+			t.Errorf("unexpected variable %s", name)
+		}
+	}
+	// 13 convolutions with kernel and bias; block 5 has 3 of them; the head has kernel and bias.
+	if checked["block1-4"] != 20 || checked["block5"] != 6 || checked["head"] != 2 {
+		t.Errorf("variables checked: %v", checked)
+	}
+}
+
+// TestFinetuneResume interrupts a run after its first epoch (as a crash or Ctrl-C would, once
+// that epoch's checkpoint is written) and continues it with --resume.
+func TestFinetuneResume(t *testing.T) {
+	needGoBackend(t)
+	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
+	dir := t.TempDir()
+	crash := errors.New("simulated crash")
+	finetuneEpochHook = func(stage string, epoch int) error {
+		if stage == "stage1" && epoch == 1 {
+			return crash
+		}
+		return nil
+	}
+	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--out", "")...)
+	finetuneEpochHook = nil
+	if code != 1 || !strings.Contains(errOut, "simulated crash") {
+		t.Fatalf("interrupted run: status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	ckpt := filepath.Join(dir, "stage1.ckpt")
+	info, err := training.ReadCheckpointInfo(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EpochsDone != 1 || len(info.History.Epoch) != 1 {
+		t.Fatalf("checkpoint after the crash: %d epochs done, history %v", info.EpochsDone, info.History.Epoch)
+	}
+
+	// Without --resume the folder is not overwritten; with other settings it is not resumed.
+	if code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--out", "")...); code != 1 ||
+		!strings.Contains(errOut, "pass --resume to continue it") {
+		t.Errorf("rerun without --resume: status %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--batch", "2", "--checkpoint-dir", dir, "--resume", "--out", "")...); code != 1 ||
+		!strings.Contains(errOut, "written by a run with other settings") {
+		t.Errorf("resume with another batch size: status %d, stderr %q", code, errOut)
+	}
+
+	code, out, errOut = runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--resume", "--out", "")...)
+	if code != 0 {
+		t.Fatalf("resumed run: status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "Resuming from "+ckpt+" after epoch 1/3.") || strings.Contains(out, "Epoch 1/3") ||
+		!strings.Contains(out, "Epoch 2/3") || !strings.Contains(out, "Epoch 3/3") {
+		t.Errorf("the resumed run did not continue after epoch 1:\n%s", out)
+	}
+	info, err = training.ReadCheckpointInfo(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EpochsDone != 3 || len(info.History.Epoch) != 3 || info.History.Epoch[2] != 2 {
+		t.Errorf("after resuming: %d epochs done, history epochs %v", info.EpochsDone, info.History.Epoch)
+	}
+}
+
+// TestFinetuneCachedFeatures runs the feature-cache path: the trade-off is printed, the head
+// trained on cached features is the one the saved full model holds, and the full model's
+// prediction on an image uses it.
+func TestFinetuneCachedFeatures(t *testing.T) {
+	needGoBackend(t)
+	t.Setenv("WORKBOOK_CACHE", "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the feature cache's default folder
+	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model.ckpt")
+	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "2", "--cached-features=2", "--checkpoint-dir", dir, "--out", model)...)
+	if code != 0 {
+		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, w := range []string{"Cached features: sequential_1 runs once on each image (8 training image(s) × 2 + 4 test image(s) = 20 forward passes)",
+		"Trade-off: 2 fixed augmented copies per training image", "Epoch 2/2", "It is a "} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	head := variables(t, filepath.Join(dir, "stage1-head.ckpt"))
+	full := variables(t, model)
+	n := 0
+	for name, w := range head {
+		if strings.HasPrefix(name, "/dense_1/") {
+			n++
+			if !bytes.Equal(w, full[name]) {
+				t.Errorf("%s: the saved model's head differs from the head trained on cached features", name)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d head variables in the head checkpoint, want 2", n)
+	}
+	// A second run reads the features from the cache.
+	code, out, _ = runCLI(t, tinyRun(data, "--epochs", "1", "--cached-features=2", "--out", "")...)
+	if code != 0 || strings.Contains(out, "Extracting") {
+		t.Errorf("second run (status %d) extracted features again:\n%s", code, out)
+	}
+}
+
+// TestFinetuneUnfreezeChecked refuses an --unfreeze that selects nothing before stage 1 trains.
+func TestFinetuneUnfreezeChecked(t *testing.T) {
+	needGoBackend(t)
+	data := makeData(t, map[string]int{"training_set/car": 2, "training_set/flower": 2, "test_set/car": 2, "test_set/flower": 2})
+	code, out, errOut := runCLI(t, tinyRun(data, "--batch", "2", "--stage2-epochs", "1", "--unfreeze", "block9_", "--out", "")...)
+	if code != 2 || !strings.Contains(errOut, `--unfreeze "block9_" selects no layer of sequential_1's base (its layers run from input_1 to block5_pool)`) ||
+		strings.Contains(out, "Epoch 1/") {
+		t.Errorf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/grade"
+	"github.com/transfer-learning-go/workbook/internal/grade/batch"
+	"github.com/transfer-learning-go/workbook/internal/nbrun"
+	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/solutions/checks"
+)
+
+func init() {
+	// The grader starts each submission through this very binary, re-executed as the sandbox
+	// launcher; in that role it never reaches main.
+	sandbox.Init()
+	register(&command{
+		name:  "grade",
+		short: "grade students' notebooks for one exercise in sandboxes: gradebook, report and feedback",
+		usage: "--exercise ID [--jobs N] [--timeout 10m] [--memory 4GiB] [--out DIR] SUBMISSION.ipynb|FOLDER...",
+		run:   runGrade,
+	})
+}
+
+func runGrade(args []string) error {
+	fs := newFlagSet("grade")
+	exercise := fs.String("exercise", "", `exercise or activity to grade: 8.01, A8.01, 8.02, 8.04, A8.02 (or exercise-8.01, activity-8.01, ...)`)
+	jobs := fs.Int("jobs", 1, "submissions graded at the same time (each needs up to --memory and a CPU core)")
+	timeout := fs.Duration("timeout", batch.DefaultTimeout, "wall-clock limit for one submission's whole notebook")
+	memory := fs.String("memory", "4GiB", "memory limit for one submission: kernel, compiler and program together")
+	out := fs.String("out", "", "folder for gradebook.csv, report.json, feedback/ and executed/ (default grades-ID)")
+	isolation := fs.String("isolation", string(batch.Sandbox), `"sandbox" (needs root) or "weak" (runs students' code as you; see solutions/README.md)`)
+	workDir := fs.String("work", "", "folder for the sandboxes while they run (default: a temporary folder)")
+	keepWork := fs.Bool("keep-work", false, "keep the sandbox folders afterwards (for debugging)")
+	cacheDir := fs.String("gocache", "", "the grader's build cache template (default ~/.cache/transfer-learning-go/grade-gocache)")
+	checksDir := fs.String("checks", "", "read the checks files from this folder instead of the ones built in (solutions/checks)")
+	paths, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	mem, err := parseBytes(*memory)
+	switch {
+	case *exercise == "":
+		return usagef("--exercise is required")
+	case err != nil:
+		return usagef("--memory: %v", err)
+	case *jobs < 1:
+		return usagef("--jobs must be at least 1")
+	case *timeout <= 0:
+		return usagef("--timeout must be positive")
+	case len(paths) == 0:
+		return usagef("no submissions given")
+	}
+
+	var specs []*grade.Spec
+	if *checksDir != "" {
+		specs, err = grade.LoadSpecs(os.DirFS(*checksDir))
+	} else {
+		specs, err = checks.Load()
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := grade.FindSpec(specs, *exercise)
+	if err != nil {
+		return err
+	}
+	submissions, hide, err := collectSubmissions(paths)
+	if err != nil {
+		return err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	repo, err := setup.RepoRoot(wd)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = "grades-" + strings.ReplaceAll(spec.ID, "/", "_")
+	}
+	if *out, err = filepath.Abs(*out); err != nil {
+		return err
+	}
+
+	// Created first, so that every sandbox hides it.
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("grade: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stderr, "grade %s: computing the reference (%s on %s)\n", spec.ID, spec.Model, spec.Image)
+	ref, err := grade.ComputeReference(ctx, spec, grade.ReferenceOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "grade %s: weights %s\ngrade %s: backend %s\n", spec.ID, ref.Weights, spec.ID, ref.Backend)
+	rep, err := batch.Grade(ctx, batch.Options{
+		Spec: spec, Reference: ref, Repo: repo, Jobs: *jobs, Timeout: *timeout, Memory: mem,
+		Isolation: batch.Isolation(*isolation), WorkDir: *workDir, KeepWork: *keepWork, GoCacheTemplate: *cacheDir,
+		ExecutedDir: filepath.Join(*out, "executed"), HideDirs: append(hide, *out), Log: stderr,
+	}, submissions)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteFiles(*out); err != nil {
+		return err
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(stderr, "grade %s: note: %s\n", spec.ID, n)
+	}
+	passed := 0
+	for _, r := range rep.Results {
+		if r.Score == r.MaxScore {
+			passed++
+		}
+	}
+	fmt.Fprintf(stdout, "graded %d submission(s) for %s in %s (%d with full marks)\n", len(rep.Results), spec.ID,
+		rep.Duration.Round(time.Second), passed)
+	fmt.Fprintf(stdout, "gradebook: %s\nreport:    %s\nfeedback:  %s\n", filepath.Join(*out, "gradebook.csv"),
+		filepath.Join(*out, "report.json"), filepath.Join(*out, "feedback"))
+	return nil
+}
+
+// collectSubmissions expands folders into the notebooks they hold, and returns the folders the
+// sandboxes must not see (where the submissions come from).
+func collectSubmissions(paths []string) (files, dirs []string, err error) {
+	seenDir := map[string]bool{}
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		st, err := os.Stat(abs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("grade: %v", err)
+		}
+		dir := filepath.Dir(abs)
+		if st.IsDir() {
+			nbs, err := nbrun.Discover(abs)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(nbs) == 0 {
+				return nil, nil, fmt.Errorf("grade: no notebooks in %s", p)
+			}
+			files = append(files, nbs...)
+			dir = abs
+		} else {
+			files = append(files, abs)
+		}
+		if !seenDir[dir] {
+			seenDir[dir] = true
+			dirs = append(dirs, dir)
+		}
+	}
+	return files, dirs, nil
+}
+
+var bytesRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?\s*$`)
+
+// parseBytes reads sizes like "4GiB", "512MiB", "4G" (binary units) or a plain byte count.
+func parseBytes(s string) (int64, error) {
+	m := bytesRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size (e.g. 4GiB, 512MiB)", s)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[byte]float64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+	if m[2] != "" && m[2] != "B" {
+		v *= mult[m[2][0]]
+	}
+	if v < 64<<20 {
+		return 0, fmt.Errorf("%s is too little memory for a notebook (at least 64MiB)", s)
+	}
+	return int64(v), nil
+}

@@ -1,0 +1,197 @@
+package batch
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/grade"
+	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/kernelext/applications"
+	"github.com/transfer-learning-go/workbook/solutions/checks"
+	"github.com/transfer-learning-go/workbook/weights"
+)
+
+func TestMain(m *testing.M) {
+	// The grader re-executes this test binary as the sandbox launcher.
+	sandbox.Init()
+	os.Exit(m.Run())
+}
+
+// EnvRequireJupyter, when "1" (CI sets it), turns a missing Jupyter/GoNB into a failure.
+const EnvRequireJupyter = "WORKBOOK_REQUIRE_JUPYTER"
+
+// needGrading skips unless notebooks can be graded here: root for the sandbox, a memory
+// cgroup, Jupyter with the GoNB kernel (a missing kernel fails under WORKBOOK_REQUIRE_JUPYTER=1).
+// It points the weights at the seeded stand-in checkpoints and selects the pure-Go backend, for
+// the test and the sandboxes alike.
+func needGrading(t *testing.T) {
+	t.Helper()
+	// Root and a memory cgroup depend on how the machine runs the tests, not on its set-up:
+	// without them the tests skip even in CI.
+	if os.Geteuid() != 0 {
+		t.Skip("grading sandboxes need root")
+	}
+	if _, err := sandbox.CgroupSupport(); err != nil {
+		t.Skip(err.Error())
+	}
+	env, err := setup.KernelEnv(context.Background())
+	if err == nil {
+		_, err = setup.FindKernelSpec(context.Background(), env)
+	}
+	if err != nil {
+		msg := "Jupyter with the GoNB kernel is not set up (" + err.Error() + "); run `go run ./cmd/workbook setup`"
+		if os.Getenv(EnvRequireJupyter) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Setenv(weights.WeightsDirEnv, reference.Dir(t))
+	t.Setenv("GOMLX_BACKEND", "go")
+}
+
+var (
+	refMu    sync.Mutex
+	refCache = map[string]*grade.Reference{}
+	models   = map[string]*applications.Model{}
+)
+
+// testReference computes (once per test binary) the reference of an exercise with the stand-in
+// weights.
+func testReference(t *testing.T, id string) (*grade.Spec, *grade.Reference) {
+	t.Helper()
+	spec, err := checks.Find(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refMu.Lock()
+	defer refMu.Unlock()
+	if r := refCache[spec.ID]; r != nil {
+		return spec, r
+	}
+	start := time.Now()
+	r, err := grade.ComputeReference(context.Background(), spec, grade.ReferenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reference %s: %v (%s)", spec.ID, time.Since(start).Round(time.Millisecond), r.Top[0][0])
+	refCache[spec.ID] = r
+	return spec, r
+}
+
+// modelFor returns the stand-in model by name, shared across tests (for the oracles of mistakes).
+func modelFor(t *testing.T, name string) *applications.Model {
+	t.Helper()
+	refMu.Lock()
+	defer refMu.Unlock()
+	if m := models[name]; m != nil {
+		return m
+	}
+	src, err := weights.Fetch(context.Background(), map[string]string{"vgg16": weights.VGG16, "resnet50": weights.ResNet50}[name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := applications.New(name, applications.WithWeights(src.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models[name] = m
+	return m
+}
+
+func gradeBatch(t *testing.T, id string, jobs int, timeout time.Duration, noWarmup bool, paths ...string) *Report {
+	t.Helper()
+	spec, ref := testReference(t, id)
+	repo, err := reference.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Grade(context.Background(), Options{
+		Spec: spec, Reference: ref, Repo: repo, Jobs: jobs, Timeout: timeout, NoWarmup: noWarmup,
+		ExecutedDir: t.TempDir(), Log: testLog{t},
+	}, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Logf("%s", b)
+	return len(b), nil
+}
+
+// Every exercise's solved notebook (the checks file's "solution") scores full marks; for the
+// activities, the untouched student version (notebooks/, same file name) runs to the end and
+// scores nothing, each check saying which variable is still empty.
+func TestSolutionsFullMarks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five notebooks through Jupyter (about four minutes)")
+	}
+	needGrading(t)
+	repo, err := reference.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := checks.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, spec := range specs {
+		t.Run(spec.ID, func(t *testing.T) {
+			if spec.Solution == "" {
+				t.Skipf("%s has no solution notebook yet", spec.ID)
+			}
+			dir := t.TempDir()
+			b, err := os.ReadFile(filepath.Join(repo, spec.Solution))
+			if err != nil {
+				t.Fatal(err)
+			}
+			paths := []string{writeNotebook(t, dir, "solved", b)}
+			student := filepath.Join(repo, "notebooks", filepath.Base(spec.Solution))
+			activity := strings.HasPrefix(spec.ID, "A")
+			if activity {
+				b, err := os.ReadFile(student)
+				if err != nil {
+					t.Fatal(err)
+				}
+				paths = append(paths, writeNotebook(t, dir, "untouched", b))
+			}
+			rep := gradeBatch(t, spec.ID, 2, 10*time.Minute, i > 0, paths...)
+			for _, r := range rep.Results {
+				switch r.Student {
+				case "solved":
+					if r.Score != r.MaxScore {
+						t.Errorf("%s solved: %v/%v", spec.ID, r.Score, r.MaxScore)
+						logChecks(t, r)
+					}
+				case "untouched":
+					if r.Score != 0 || r.Problem != "" {
+						t.Errorf("%s untouched: %v/%v, problem %q; want 0 and a complete run", spec.ID, r.Score, r.MaxScore, r.Problem)
+					}
+					for _, c := range r.Checks {
+						if c.ID == "transformed-values" && !strings.Contains(c.Detail, "transformedImage is nil") {
+							t.Errorf("untouched %s: %q", c.ID, c.Detail)
+						}
+					}
+					logChecks(t, r)
+				}
+			}
+		})
+	}
+}
+
+func logChecks(t *testing.T, r *Result) {
+	t.Helper()
+	for _, c := range r.Checks {
+		t.Logf("%s %-20s passed=%-5v %s", r.Student, c.ID, c.Passed, c.Detail)
+	}
+}

@@ -1,0 +1,148 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Go build cache handling.
+//
+// A cold build of a GoMLX notebook cell takes minutes; with a warm cache, about a second plus
+// the link. But a build cache shared by all submissions could be poisoned: go trusts an entry
+// found under an action ID, so a student able to write into the shared cache could plant a
+// compiled package that every later submission links. So each submission gets its own
+// GOCACHE, seeded from a template cache that only the grader writes:
+//
+//   - the template's files belong to root and are read-only (0444); the submission's copy holds
+//     hard links to them in directories the submission owns. A student can replace a link in its
+//     own directory (affecting only its own builds) but cannot open the shared inode for writing,
+//     nor change its mode, owner or times;
+//   - new entries a student's build adds stay in its own directory and are deleted with it;
+//   - the template grows only from the grader's own warm-up notebook (trusted code, see
+//     warmup), whose new entries are merged back by the grader as root.
+//
+// Hard links need the template and the work folder on one file system; otherwise the files are
+// copied (slower, same isolation) and the batch log says so.
+
+// cacheTopFiles are the files go keeps at the top of GOCACHE and rewrites in place: each
+// submission gets its own copy.
+var cacheTopFiles = map[string]bool{"README": true, "trim.txt": true, "testexpire.txt": true}
+
+// seedCache makes dst a private GOCACHE for uid:gid holding the template's entries. It returns
+// whether files had to be copied instead of linked.
+func seedCache(template, dst string, uid, gid int) (copied bool, err error) {
+	err = filepath.WalkDir(template, func(p string, d fs.DirEntry, werr error) error {
+		if werr != nil {
+			return werr
+		}
+		rel, _ := filepath.Rel(template, p)
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			return os.Lchown(target, uid, gid)
+		case !d.Type().IsRegular() || strings.HasSuffix(d.Name(), mergeSuffix):
+			return nil
+		case rel == d.Name() && cacheTopFiles[d.Name()]:
+			if err := copyFile(p, target, 0o644); err != nil {
+				return err
+			}
+			return os.Lchown(target, uid, gid)
+		}
+		if err := os.Link(p, target); err != nil {
+			if !errors.Is(err, syscall.EXDEV) {
+				return err
+			}
+			copied = true
+			// A copy owned by root and read-only behaves like the link.
+			return copyFile(p, target, 0o444)
+		}
+		return nil
+	})
+	if err != nil {
+		return copied, fmt.Errorf("grade: seed build cache %s from %s: %v", dst, template, err)
+	}
+	return copied, nil
+}
+
+// mergeCache moves the entries of a trusted run's cache (src) that the template lacks into the
+// template, owned by root and read-only, so later submissions find them.
+func mergeCache(src, template string) (added int, err error) {
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, werr error) error {
+		if werr != nil {
+			return werr
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(template, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() || (rel == d.Name() && cacheTopFiles[d.Name()]) {
+			return nil
+		}
+		if _, err := os.Lstat(target); err == nil {
+			return nil
+		}
+		// A unique temporary name: another grader may be merging the same entry right now.
+		f, err := os.CreateTemp(filepath.Dir(target), ".merge-*"+mergeSuffix)
+		if err != nil {
+			return err
+		}
+		tmp := f.Name()
+		f.Close()
+		if err := copyFile(p, tmp, 0o444); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := os.Rename(tmp, target); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		added++
+		return nil
+	})
+	if err != nil {
+		return added, fmt.Errorf("grade: merge build cache %s into %s: %v", src, template, err)
+	}
+	return added, nil
+}
+
+// ensureTemplate creates the template folder (root-owned, world-readable: it holds only compiled
+// code of the packages the notebooks import).
+func ensureTemplate(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("grade: build cache template %s: %v", dir, err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
+}
+
+// mergeSuffix marks a template entry being written by mergeCache.
+const mergeSuffix = ".merging"

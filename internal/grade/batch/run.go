@@ -1,0 +1,456 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/transfer-learning-go/workbook/internal/grade"
+	"github.com/transfer-learning-go/workbook/internal/nbrun"
+	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// grader holds one batch's state.
+type grader struct {
+	opt         Options
+	host        *host
+	log         io.Writer
+	work        string // root of the sandboxes (root-owned, 0711)
+	ownWork     bool   // work was created here and is removed at the end
+	template    string // build cache template
+	launcher    string
+	copiedCache bool
+	seq         atomic.Int64
+}
+
+func (g *grader) prepare() error {
+	var err error
+	if g.launcher, err = sandbox.Launcher(); err != nil {
+		return err
+	}
+	g.template = g.opt.GoCacheTemplate
+	if g.template == "" {
+		if g.template, err = DefaultGoCacheTemplate(); err != nil {
+			return err
+		}
+	}
+	if err := ensureTemplate(g.template); err != nil {
+		return err
+	}
+	g.work = g.opt.WorkDir
+	if g.work == "" {
+		if g.work, err = os.MkdirTemp("", "workbook-grade-"); err != nil {
+			return fmt.Errorf("grade: work folder: %v", err)
+		}
+		g.ownWork = true
+	} else if err := os.MkdirAll(g.work, 0o711); err != nil {
+		return fmt.Errorf("grade: work folder: %v", err)
+	}
+	if g.work, err = filepath.Abs(g.work); err != nil {
+		return err
+	}
+	// Sandbox users may pass through (to their own 0700 folder) but not list it.
+	return os.Chmod(g.work, 0o711)
+}
+
+func (g *grader) cleanup() {
+	if g.ownWork && !g.opt.KeepWork {
+		os.RemoveAll(g.work)
+	}
+}
+
+// runOutcome is what one sandboxed notebook run produced.
+type runOutcome struct {
+	values       map[string]*grade.Value
+	output       string // the printed output of the notebook's own cells (capped)
+	problem      string // the run as a whole went wrong: timeout, memory, crash (empty if not)
+	peak         int64
+	executedCopy string // a copy of the executed notebook in the work folder, outside the sandbox
+	result       *nbrun.Result
+}
+
+// notebookDoc is a notebook kept as generic JSON, so fields this grader does not know survive.
+type notebookDoc struct {
+	raw   map[string]any
+	cells []any
+}
+
+func parseNotebookDoc(b []byte) (*notebookDoc, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("not a notebook (invalid JSON: %v)", err)
+	}
+	cells, ok := raw["cells"].([]any)
+	if !ok {
+		return nil, errors.New("not a notebook (no cells list)")
+	}
+	if v, _ := raw["nbformat"].(float64); v != 4 {
+		return nil, fmt.Errorf("not a version 4 notebook (nbformat %v)", raw["nbformat"])
+	}
+	for i, c := range cells {
+		m, ok := c.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("not a notebook (cell %d is not an object)", i+1)
+		}
+		// Outputs saved in the file are never graded: clear them, so a cell that does not run
+		// leaves no stale (or fabricated) output behind.
+		if m["cell_type"] == "code" {
+			m["outputs"] = []any{}
+			m["execution_count"] = nil
+		}
+	}
+	return &notebookDoc{raw: raw, cells: cells}, nil
+}
+
+// withCells returns the notebook JSON with extra code cells appended and the GoNB kernel set.
+func (d *notebookDoc) withCells(sources []string) ([]byte, error) {
+	cells := append([]any(nil), d.cells...)
+	for i, s := range sources {
+		cells = append(cells, map[string]any{
+			"cell_type": "code", "id": fmt.Sprintf("workbook-grade-%d", i+1), "metadata": map[string]any{},
+			"source": s, "outputs": []any{}, "execution_count": nil,
+		})
+	}
+	out := map[string]any{}
+	for k, v := range d.raw {
+		out[k] = v
+	}
+	out["cells"] = cells
+	meta, _ := out["metadata"].(map[string]any)
+	m := map[string]any{}
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["kernelspec"] = map[string]any{"name": "gonb", "display_name": "Go (gonb)", "language": "go"}
+	out["metadata"] = m
+	if minor, _ := out["nbformat_minor"].(float64); minor < 5 {
+		// Cell ids need nbformat 4.5; older files get them added by nbformat on read.
+		out["nbformat_minor"] = 5
+	}
+	return json.MarshalIndent(out, "", " ")
+}
+
+// runNotebook runs one notebook (the original cells plus one export cell per variable) in a
+// fresh sandbox and reads back what it produced. An error means the grader could not run it at
+// all (a problem of the grader, not of the notebook).
+//
+// keepCache, if set, is called with the run's build cache before the sandbox is removed (the
+// warm-up merges it into the template).
+func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc, variables []string, keepCache func(gocache string) error) (*runOutcome, error) {
+	var cells []string
+	for _, v := range variables {
+		c, err := grade.ExportCell(v)
+		if err != nil {
+			return nil, err
+		}
+		cells = append(cells, c)
+	}
+	nbJSON, err := doc.withCells(cells)
+	if err != nil {
+		return nil, fmt.Errorf("grade: %v", err)
+	}
+	n := g.seq.Add(1)
+	name := fmt.Sprintf("%03d-%s", n, safeName.ReplaceAllString(label, "_"))
+	sb := &sandboxDirs{root: filepath.Join(g.work, name)}
+	uid := randomUID()
+	weak := g.opt.Isolation == Weak
+	if weak {
+		uid = os.Getuid()
+	}
+	if err := sb.create(uid, weak, g.host.repo); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !g.opt.KeepWork {
+			sb.remove()
+		}
+	}()
+	if !weak {
+		copied, err := seedCache(g.template, sb.gocache, uid, uid)
+		if err != nil {
+			return nil, err
+		}
+		if copied {
+			g.copiedCache = true
+		}
+	} else if _, err := seedCache(g.template, sb.gocache, uid, os.Getgid()); err != nil {
+		return nil, err
+	}
+	if err := writeOwned(sb.notebook, nbJSON, uid); err != nil {
+		return nil, err
+	}
+	cfg, err := g.sandboxConfig(sb, uid)
+	if err != nil {
+		return nil, err
+	}
+	var cg *sandbox.Cgroup
+	if !weak {
+		if cg, err = sandbox.NewCgroup(name+fmt.Sprintf("-%d", os.Getpid()), g.opt.Memory, pidsLimit); err != nil {
+			return nil, err
+		}
+		defer cg.Remove()
+		cfg.CgroupProcs = cg.ProcsFiles()
+	}
+	cfg.ReportFile = sb.root + ".launch"
+	defer os.Remove(cfg.ReportFile)
+	cfgPath := sb.root + ".sandbox.json"
+	if err := cfg.Write(cfgPath); err != nil {
+		return nil, err
+	}
+	defer os.Remove(cfgPath)
+
+	res, runErr := nbrun.Run(ctx, sb.notebook, nbrun.Options{
+		OutDir:      sb.out,
+		CellTimeout: g.opt.Timeout,
+		Timeout:     g.opt.Timeout,
+		KeepGoing:   true,
+		NoHTML:      true,
+		Env:         []string{sandbox.ConfigEnv + "=" + cfgPath, "HOME=/"},
+		Python:      g.launcher,
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	// The launcher's report, which the sandboxed code cannot write, tells a broken sandbox (the
+	// grader's failure) from a broken notebook.
+	if err := sandbox.ReadReport(cfg.ReportFile); err != nil {
+		msg := ""
+		if runErr != nil {
+			msg = "\n" + runErr.Error()
+		}
+		return nil, fmt.Errorf("grade: sandbox for %s: %v%s", label, err, msg)
+	}
+	out := &runOutcome{values: map[string]*grade.Value{}, result: res}
+	oom := 0
+	if cg != nil {
+		if st, err := cg.Stats(); err == nil {
+			out.peak, oom = st.PeakMemory, st.OOMKills
+		}
+		if err := cg.Remove(); err != nil {
+			return nil, err
+		}
+	}
+	memNote := ""
+	if oom > 0 {
+		memNote = fmt.Sprintf(" (the memory limit of %s was exceeded: %d process(es) were killed)", formatBytes(g.opt.Memory), oom)
+	}
+	if res != nil && res.Executed != "" {
+		// The launcher sanitized the output folder: this is a plain file of at most the
+		// file-size limit.
+		cp := sb.root + ".executed.ipynb"
+		if err := copyFile(res.Executed, cp, 0o644); err == nil {
+			out.executedCopy = cp
+		}
+	}
+	if keepCache != nil {
+		if err := keepCache(sb.gocache); err != nil {
+			return nil, err
+		}
+	}
+	first := len(doc.cells) + 1 // 1-based index of the first export cell
+	var runProblem string
+	var re *nbrun.RunError
+	switch {
+	case errors.As(runErr, &re):
+		// The Jupyter driver itself died (killed by the memory limit, typically while holding a
+		// flood of output): nothing of the run is left to look at.
+		runProblem = "the notebook's run was killed before it could finish" + memNote
+		if memNote == "" {
+			runProblem += ": " + re.Reason
+		}
+	case runErr != nil && res == nil:
+		return nil, fmt.Errorf("grade: %s: %v", label, runErr)
+	}
+	if res != nil {
+		for _, ce := range res.Errors {
+			switch ce.Kind {
+			case "timeout", "deadline":
+				runProblem = fmt.Sprintf("the notebook did not finish within %s (cell %d was running: %s)%s",
+					g.opt.Timeout, ce.Cell, codeLine(ce.Source), memNote)
+			case "kernel died", "stopped":
+				runProblem = fmt.Sprintf("the kernel stopped while running cell %d: %s%s", ce.Cell, ce.Summary, memNote)
+			}
+		}
+	}
+	out.problem = runProblem
+	if res != nil && res.Cells != nil {
+		var b strings.Builder
+		for _, c := range res.Cells.Cells {
+			if c.Index < first && c.Type == "code" {
+				b.WriteString(nbrun.StripANSI(c.Stdout))
+				if b.Len() > MaxOutputBytes {
+					break
+				}
+			}
+		}
+		s := b.String()
+		if len(s) > MaxOutputBytes {
+			s = s[:MaxOutputBytes]
+		}
+		out.output = s
+	}
+	studentError := firstStudentError(res, first)
+	for k, v := range variables {
+		val, err := readExportSafe(sb.export, v)
+		switch {
+		case err == nil:
+			out.values[v] = val
+			continue
+		case !errors.Is(err, grade.ErrNotExported):
+			out.values[v] = &grade.Value{Name: v, Missing: "the grader could not read " + v + ": " + err.Error()}
+			continue
+		}
+		out.values[v] = &grade.Value{Name: v, Missing: missingReason(v, res, first+k, runProblem, studentError, memNote)}
+	}
+	return out, nil
+}
+
+// missingReason explains why variable v was not recorded, from its export cell's fate.
+func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, studentError, memNote string) string {
+	if res == nil || res.Cells == nil || cellIndex > len(res.Cells.Cells) {
+		if runProblem != "" {
+			return runProblem
+		}
+		return v + " could not be read: the notebook run produced no executed notebook"
+	}
+	c := res.Cells.Cells[cellIndex-1]
+	if c.ExecutionCount == 0 && len(c.Errors) == 0 {
+		if runProblem != "" {
+			return runProblem
+		}
+		return v + " could not be read: the notebook stopped before the grader's cells ran"
+	}
+	var text strings.Builder
+	text.WriteString(nbrun.StripANSI(c.Stderr))
+	for _, e := range c.Errors {
+		text.WriteString("\n" + e.Value + "\n" + e.Text)
+	}
+	t := text.String()
+	switch {
+	case strings.Contains(t, "undefined: "+v):
+		msg := v + " is not defined: declare it at the top level of a cell (var " + v + " = ...)"
+		if studentError != "" {
+			msg += "; note that " + studentError
+		}
+		return msg
+	case strings.Contains(t, "panic:"):
+		return "the notebook's declarations panic when they are initialised (every cell fails): " + panicLine(t) + memNote
+	case memNote != "" && strings.Contains(t, "signal: killed"):
+		return "the notebook was killed" + memNote
+	case len(c.Errors) > 0 && strings.Contains(t, "exit status"):
+		return "the notebook's program exits before the grader can read " + v + " (" + exitLine(t) + "): os.Exit or log.Fatal during initialisation?" + memNote
+	case len(c.Errors) > 0:
+		return "the grader's cell reading " + v + " failed: " + firstMeaningfulLine(t) + memNote
+	}
+	return "the notebook's program ended before the grader could read " + v + " (os.Exit during initialisation?)" + memNote
+}
+
+// firstStudentError describes the first failing cell among the student's own, if any.
+func firstStudentError(res *nbrun.Result, first int) string {
+	if res == nil {
+		return ""
+	}
+	for _, ce := range res.Errors {
+		if ce.Cell < first {
+			return fmt.Sprintf("cell %d fails: %s", ce.Cell, firstMeaningfulLine(ce.Summary+"\n"+ce.Text))
+		}
+	}
+	return ""
+}
+
+// codeLine is the first line of a cell's source that says something (not "%%", blank or a
+// comment), to name the cell in a message.
+func codeLine(src string) string {
+	for _, l := range strings.Split(src, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && l != "%%" && !strings.HasPrefix(l, "//") {
+			return l
+		}
+	}
+	return firstLine(strings.TrimSpace(src))
+}
+
+func panicLine(t string) string {
+	for _, l := range strings.Split(t, "\n") {
+		if i := strings.Index(l, "panic:"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return "panic"
+}
+
+func exitLine(t string) string {
+	for _, l := range strings.Split(t, "\n") {
+		if i := strings.Index(l, "exit status"); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return "exit status"
+}
+
+func firstMeaningfulLine(t string) string {
+	for _, l := range strings.Split(t, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "failed to run") {
+			return l
+		}
+	}
+	return strings.TrimSpace(t)
+}
+
+// readExportSafe opens dir/name.json without following any symlink (the folder belongs to the
+// sandbox user) and refuses anything but a plain file.
+func readExportSafe(dir, name string) (*grade.Value, error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("export folder: %v", err)
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, name+".json", &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil, grade.ErrNotExported
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s.json: %v", name, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, name+".json"))
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s.json is not a plain file", name)
+	}
+	return grade.DecodeExport(f, f.Name(), name)
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func writeOwned(path string, b []byte, uid int) error {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("grade: %v", err)
+	}
+	if err := os.Lchown(path, uid, uid); err != nil && os.Getuid() == 0 {
+		return fmt.Errorf("grade: %v", err)
+	}
+	return nil
+}

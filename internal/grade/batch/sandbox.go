@@ -1,0 +1,168 @@
+package batch
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/transfer-learning-go/workbook/internal/sandbox"
+)
+
+// sandboxDirs is one run's folders on the host. root and everything in it belongs to the
+// sandbox user; out and export sit next to root, in the grader's work folder, so the sandbox
+// user cannot swap them for links (the launcher also sanitizes their contents).
+type sandboxDirs struct {
+	root                                   string
+	home, gocache, nbcache, bin, weightDir string
+	jupyter                                string // JUPYTER_PATH: holds kernels/gonb/kernel.json
+	notebookDir, notebook                  string // the copy the kernel runs (host path)
+	out, export                            string
+	weak                                   bool
+}
+
+func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
+	d.weak = weak
+	d.home = filepath.Join(d.root, "home")
+	d.gocache = filepath.Join(d.root, "gocache")
+	d.nbcache = filepath.Join(d.root, "nbcache")
+	d.bin = filepath.Join(d.root, "bin")
+	d.weightDir = filepath.Join(d.root, "weights")
+	d.jupyter = filepath.Join(d.root, "jupyter")
+	d.notebookDir = filepath.Join(d.root, "work")
+	if weak {
+		// Without a mount namespace the notebook must sit inside the checkout for the setup cell
+		// to find go.mod.
+		d.notebookDir = filepath.Join(repo, "notebooks", ".grade-"+filepath.Base(d.root))
+	}
+	d.notebook = filepath.Join(d.notebookDir, "submission.ipynb")
+	d.out = d.root + ".out"
+	d.export = d.root + ".export"
+	// Parents before children: each is created and handed to the sandbox user in turn.
+	for _, p := range []string{d.root, d.home, d.gocache, d.nbcache, d.bin, d.weightDir, d.notebookDir, d.out, d.export,
+		d.jupyter, filepath.Join(d.jupyter, "kernels"), filepath.Join(d.jupyter, "kernels", "gonb"), filepath.Join(d.root, "tmp")} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("grade: sandbox folder: %v", err)
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("grade: sandbox folder: %v", err)
+		}
+		if err := os.Lchown(p, uid, uid); err != nil && !weak {
+			return fmt.Errorf("grade: sandbox folder: %v", err)
+		}
+	}
+	return nil
+}
+
+func (d *sandboxDirs) remove() {
+	for _, p := range []string{d.root, d.out, d.export} {
+		os.RemoveAll(p)
+	}
+	if d.weak {
+		os.RemoveAll(d.notebookDir)
+	}
+	os.Remove(d.root + ".sandbox.json")
+}
+
+// sandboxConfig builds the launcher configuration for one run.
+func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error) {
+	h := g.host
+	weak := g.opt.Isolation == Weak
+	gonb, goimports := h.gonbArgv[0], h.goimports
+	weightsDir := d.weightDir
+	tmp := "/tmp"
+	if weak {
+		weightsDir = filepath.Dir(h.weightFiles[0])
+		tmp = filepath.Join(d.root, "tmp")
+	} else {
+		gonb, goimports = filepath.Join(d.bin, "gonb"), filepath.Join(d.bin, "goimports")
+	}
+	argv := append([]string{gonb}, h.gonbArgv[1:]...)
+	kernel, err := json.Marshal(map[string]any{
+		"argv": argv, "display_name": "Go (gonb)", "language": "go", "interrupt_mode": "message", "env": map[string]string{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeOwned(filepath.Join(d.jupyter, "kernels", "gonb", "kernel.json"), kernel, uid); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(h.goroot, "bin") + ":" + filepath.Dir(goimports) + ":/usr/local/bin:/usr/bin:/bin"
+	cfg := &sandbox.Config{
+		Command: "/usr/bin/python3",
+		Env: []string{
+			"PATH=" + path, "HOME=" + d.home, "USER=student", "LOGNAME=student", "LANG=C.UTF-8", "TMPDIR=" + tmp,
+			"GOTOOLCHAIN=local", "GOFLAGS=" + h.goflags, "GOPROXY=off", "GOSUMDB=off", "GOENV=off",
+			"GOMODCACHE=" + h.gomodcache, "GOPATH=" + filepath.Join(d.home, "go"), "GOCACHE=" + d.gocache,
+			"CGO_ENABLED=" + h.cgo,
+			"JUPYTER_PATH=" + d.jupyter, "PYTHONDONTWRITEBYTECODE=1",
+			"GOMLX_BACKEND=" + h.backendConfig, "GOMLX_NO_AUTO_INSTALL=1",
+			"WORKBOOK_WEIGHTS_DIR=" + weightsDir, "WORKBOOK_CACHE_DIR=" + d.nbcache,
+			"WORKBOOK_GRADE_EXPORT=" + d.export,
+		},
+		Sanitize: []string{d.out, d.export},
+		Limits:   sandbox.Limits{FileSize: fileSizeLimit, OpenFiles: 8192},
+	}
+	if weak {
+		cfg.Weak = true
+		cfg.Limits.AddressSpace = g.opt.Memory
+		return cfg, nil
+	}
+	cfg.UID, cfg.GID = uid, uid
+	cfg.Limits.Processes = pidsLimit
+	notebooks := filepath.Join(h.repo, "notebooks")
+	cfg.PathMap = []sandbox.PathMapping{{From: d.notebookDir, To: notebooks}}
+	cfg.Tmpfs = []sandbox.TmpfsMount{{Target: "/tmp", SizeBytes: 1 << 30}, {Target: "/var/tmp", SizeBytes: 256 << 20}, {Target: "/dev/shm", SizeBytes: 256 << 20}}
+	// Read-only at their own paths: the toolchain, the modules, the checkout (and the XLA
+	// plugin) — reachable even where a parent folder is hidden.
+	needed := []string{h.goroot, h.gomodcache, h.repo}
+	if h.pluginDir != "" {
+		needed = append(needed, h.pluginDir)
+	}
+	for _, p := range needed {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: p})
+	}
+	cfg.Binds = append(cfg.Binds,
+		sandbox.Bind{Source: d.root, Writable: true},
+		sandbox.Bind{Source: d.out, Writable: true},
+		sandbox.Bind{Source: d.export, Writable: true},
+		sandbox.Bind{Source: d.notebookDir, Target: notebooks, Writable: true},
+		sandbox.Bind{Source: h.gonbArgv[0], Target: gonb},
+		sandbox.Bind{Source: h.goimports, Target: goimports},
+	)
+	for _, w := range h.weightFiles {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: w, Target: filepath.Join(d.weightDir, filepath.Base(w))})
+	}
+	// Hidden: the grader's home, folders other users cannot enter anyway, and the folders the
+	// caller names (the submissions', the reports') — unless a needed path lies inside.
+	hide := map[string]bool{}
+	if home, err := os.UserHomeDir(); err == nil && home != "/" {
+		hide[filepath.Clean(home)] = true
+	}
+	for _, p := range append(needed, d.root, g.work) {
+		if a := hiddenAncestor(p); a != "" {
+			hide[a] = true
+		}
+	}
+	for _, p := range g.opt.HideDirs {
+		if abs, err := filepath.Abs(p); err == nil {
+			hide[abs] = true
+		}
+	}
+	// A hidden folder may contain needed paths (they are bound back on top) but may not lie
+	// inside one: the checkout is bound as a whole.
+	for dir := range hide {
+		keep := true
+		for _, p := range needed {
+			if isWithin(dir, p) {
+				keep = false
+			}
+		}
+		if st, err := os.Stat(dir); keep && err == nil && st.IsDir() {
+			cfg.Hide = append(cfg.Hide, dir)
+		}
+	}
+	sort.Strings(cfg.Hide)
+	return cfg, nil
+}

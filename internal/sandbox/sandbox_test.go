@@ -1,0 +1,256 @@
+package sandbox
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	Init()
+	os.Exit(m.Run())
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root")
+	}
+}
+
+// run starts cfg through the launcher with args and returns stdout+stderr and the exit status.
+func run(t *testing.T, cfg *Config, args ...string) (string, int) {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "sandbox.json")
+	if err := cfg.Write(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := Launcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = []string{ConfigEnv + "=" + cfgPath}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+const testUID = 1234567
+
+func shConfig(t *testing.T) (*Config, string) {
+	work := t.TempDir()
+	if err := os.Chown(work, testUID, testUID); err != nil {
+		t.Fatal(err)
+	}
+	return &Config{
+		Command: "/bin/sh",
+		Env:     []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "HOME=" + work},
+		UID:     testUID, GID: testUID,
+		Hide:  []string{"/root"},
+		Tmpfs: []TmpfsMount{{Target: "/tmp", SizeBytes: 64 << 20}},
+		Binds: []Bind{{Source: work, Writable: true}},
+	}, work
+}
+
+func TestIsolation(t *testing.T) {
+	needRoot(t)
+	cfg, work := shConfig(t)
+	out, code := run(t, cfg, "-c", `
+id -u; id -g
+echo procs=$(ls /proc | grep -c '^[0-9]')
+ls -A /root | wc -l
+echo hi > `+work+`/ok && echo wrote-work
+echo x > /tmp/x && echo wrote-tmp
+touch /etc/sandbox-test 2>/dev/null || echo etc-denied
+cat /sys/class/net/*/operstate | tr '\n' ' '; echo
+ls /sys/class/net | tr '\n' ' '; echo
+hostname
+`)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	want := []string{fmt.Sprint(testUID), fmt.Sprint(testUID), "procs=", "wrote-work", "wrote-tmp", "etc-denied", "lo", "sandbox"}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	t.Logf("\n%s", out)
+}
+
+func TestNoNetwork(t *testing.T) {
+	needRoot(t)
+	cfg, _ := shConfig(t)
+	cfg.Command = "/usr/bin/python3"
+	out, code := run(t, cfg, "-c", `
+import socket
+try:
+    socket.create_connection(("1.1.1.1", 80), 3)
+    print("connected")
+except OSError as e:
+    print("refused:", e)
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print("loopback ok")
+`)
+	if code != 0 || !strings.Contains(out, "refused: [Errno 101] Network is unreachable") || !strings.Contains(out, "loopback ok") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// A process that detaches (new session, parent gone) still dies with the sandbox.
+func TestOrphansDie(t *testing.T) {
+	needRoot(t)
+	cfg, _ := shConfig(t)
+	out, code := run(t, cfg, "-c", "setsid sh -c 'sleep 300' </dev/null >/dev/null 2>&1 & echo started")
+	if code != 0 || !strings.Contains(out, "started") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if procs := uidProcesses(t, testUID); len(procs) > 0 {
+		t.Errorf("processes of uid %d survive: %v", testUID, procs)
+	}
+}
+
+func uidProcesses(t *testing.T, uid int) []string {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), fmt.Sprintf("\nUid:\t%d\t", uid)) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestMemoryCgroup(t *testing.T) {
+	needRoot(t)
+	if _, err := CgroupSupport(); err != nil {
+		t.Skip(err)
+	}
+	cg, err := NewCgroup(fmt.Sprintf("test-%d", os.Getpid()), 64<<20, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Remove()
+	cfg, _ := shConfig(t)
+	cfg.CgroupProcs = cg.ProcsFiles()
+	cfg.Command = "/usr/bin/python3"
+	out, code := run(t, cfg, "-c", "x = bytearray(256 << 20); print('allocated')")
+	st, err := cg.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 128+9 || strings.Contains(out, "allocated") || st.OOMKills < 1 {
+		t.Errorf("exit %d, stats %+v, output %q; want a kill by the memory limit", code, st, out)
+	}
+	if err := cg.Remove(); err != nil {
+		t.Error(err)
+	}
+}
+
+// SIGUSR1 to the launcher reaches the command (nbrun's "stop and write what ran").
+func TestSignalForwarded(t *testing.T) {
+	needRoot(t)
+	cfg, _ := shConfig(t)
+	cfgPath := filepath.Join(t.TempDir(), "sandbox.json")
+	if err := cfg.Write(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := Launcher()
+	cmd := exec.Command(exe, "-c", `trap 'echo got-usr1; exit 7' USR1; echo ready; while :; do sleep 0.05; done`)
+	cmd.Env = []string{ConfigEnv + "=" + cfgPath}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("%q %v", buf, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(rest), "got-usr1") {
+		t.Errorf("exit %v, output %q", err, rest)
+	}
+}
+
+// Links, FIFOs and extra hard links planted in an output folder are gone when the launcher
+// returns; plain files stay.
+func TestSanitize(t *testing.T) {
+	needRoot(t)
+	cfg, work := shConfig(t)
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(out, testUID, testUID)
+	cfg.Binds = append(cfg.Binds, Bind{Source: out, Writable: true})
+	cfg.Sanitize = []string{out}
+	_, code := run(t, cfg, "-c", fmt.Sprintf(`cd %s && echo ok > plain && ln -s /etc/shadow link && mkfifo fifo && echo x > a && ln a hard && mkdir sub && echo %s`, out, work))
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	entries, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "plain" {
+		t.Errorf("left in the output folder: %v; want only plain", names)
+	}
+}
+
+func TestReport(t *testing.T) {
+	needRoot(t)
+	cfg, _ := shConfig(t)
+	cfg.ReportFile = filepath.Join(t.TempDir(), "report")
+	if _, code := run(t, cfg, "-c", "exit 3"); code != 3 {
+		t.Errorf("exit %d, want the command's 3", code)
+	}
+	if err := ReadReport(cfg.ReportFile); err != nil {
+		t.Errorf("report after a started command: %v", err)
+	}
+	cfg.Binds = append(cfg.Binds, Bind{Source: "/nonexistent-source"})
+	out, code := run(t, cfg, "-c", "exit 0")
+	if code != launcherFailure || !strings.Contains(out, "nonexistent-source") {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+	if err := ReadReport(cfg.ReportFile); err == nil || !strings.Contains(err.Error(), "nonexistent-source") {
+		t.Errorf("report after a failed setup: %v", err)
+	}
+}
+
+func TestWeak(t *testing.T) {
+	cfg := &Config{Command: "/bin/sh", Env: []string{"PATH=/usr/bin:/bin"}, Weak: true,
+		Limits: Limits{AddressSpace: 512 << 20, FileSize: 1 << 20}}
+	out, code := run(t, cfg, "-c", "ulimit -v; ulimit -f; id -u")
+	want := fmt.Sprintf("%d\n%d\n%d\n", 512<<10, 2048, os.Getuid())
+	if code != 0 || out != want {
+		t.Errorf("exit %d, output %q, want %q", code, out, want)
+	}
+}
