@@ -38,6 +38,6 @@ func runSummary(args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	fmt.Fprintln(stdout, arch.Summary())
+	fmt.Fprint(stdout, arch.Summary())
 	return nil
 }
