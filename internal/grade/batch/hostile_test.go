@@ -277,7 +277,7 @@ fmt.Println("tampering attempted")
 			os.Remove(p)
 		}
 	}
-	if procs := sandboxProcesses(t); len(procs) > 0 {
+	if procs := sandboxProcesses(t, work); len(procs) > 0 {
 		t.Errorf("processes outlived their sandbox: %v", procs)
 	}
 	if entries, _ := os.ReadDir(work); len(entries) > 0 {
@@ -374,8 +374,10 @@ func equalStrings(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
 
-// sandboxProcesses lists live processes running as a sandbox UID (see randomUID).
-func sandboxProcesses(t *testing.T) []string {
+// sandboxProcesses lists live processes running as a sandbox UID (see randomUID) whose
+// environment points into work — this batch's sandboxes, not those of another grader running at
+// the same time.
+func sandboxProcesses(t *testing.T, work string) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -393,7 +395,8 @@ func sandboxProcesses(t *testing.T) []string {
 		for _, l := range strings.Split(string(b), "\n") {
 			f := strings.Fields(l)
 			if len(f) >= 2 && f[0] == "Uid:" {
-				if uid, _ := strconv.Atoi(f[1]); uid >= 1_800_000_000 && uid < 2_000_000_000 {
+				env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+				if uid, _ := strconv.Atoi(f[1]); uid >= 1_800_000_000 && uid < 2_000_000_000 && bytes.Contains(env, []byte(work)) {
 					cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 					out = append(out, fmt.Sprintf("%s (uid %d): %s", e.Name(), uid, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
 				}
