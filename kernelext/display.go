@@ -22,6 +22,9 @@ func DisplayImage(img image.Image) {
 	if err := gonbui.DisplayImage(img); err != nil {
 		gonbui.DisplayHTML("<pre>" + html.EscapeString(fmt.Sprintf("kernelext: display image: %v", err)) + "</pre>")
 	}
+	// A cell's program may exit right after this call: wait until GoNB has the output, or a
+	// busy machine can lose it.
+	gonbui.Sync()
 }
 
 // DisplayPredictions shows DecodePredictions' result as a small HTML table per sample
@@ -31,6 +34,7 @@ func DisplayPredictions(preds [][]Prediction) {
 		return
 	}
 	gonbui.DisplayHTML(PredictionsHTML(preds))
+	gonbui.Sync()
 }
 
 // PredictionsHTML renders the table DisplayPredictions shows.

@@ -193,6 +193,7 @@ func (h *History) Display() {
 		out += h.PlotSVG("Metrics", others...)
 	}
 	gonbui.DisplayHTML("<div>" + out + "</div>")
+	gonbui.Sync() // flush before the cell's program exits
 }
 
 // jsonFloat writes NaN and infinities, which JSON lacks, as the strings Python's json module
