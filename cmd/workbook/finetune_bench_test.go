@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +113,10 @@ func hours(d float64) float64 { return d / 3600 }
 //   - s/val_step: one validation step (32 images, forward only);
 //   - s/base_image: the frozen VGG16 forward pass to fc2, per image;
 //   - h/full_task: the extrapolation to the book's run;
+//   - cpu_s/step, cpu_s/base_image, cpu_h/full_task: the same in CPU time (user + system, all
+//     threads of the process), which other work on a shared machine disturbs much less than
+//     the wall clock; divided by the number of cores it estimates the wall time on an idle
+//     machine (an upper bound on the speed, as no run uses its cores perfectly);
 //   - val_acc: validation accuracy after the scaled run (stand-in weights: near chance).
 func BenchmarkFinetune(b *testing.B) {
 	// PyTorch first, while this process is small: the two VGG16 models of the other paths and
@@ -136,9 +142,10 @@ func benchOursBookWay(b *testing.B) {
 	gen := training.NewSequenceGenerator(train, false)
 	defer gen.Close()
 	var times []time.Duration
+	var cpus []float64
 	b.ResetTimer()
 	for range steps {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuSeconds()
 		x, y, err := gen.Next()
 		if err != nil {
 			b.Fatal(err)
@@ -147,31 +154,37 @@ func benchOursBookWay(b *testing.B) {
 			b.Fatal(err)
 		}
 		times = append(times, time.Since(t0))
+		cpus = append(cpus, cpuSeconds()-c0)
 	}
 	b.StopTimer()
 	step := medianAfterFirst(times)
+	stepCPU := medianAfterFirstF(cpus)
 	// Two validation steps over the sample's 32 test images; the second is timed (the first
 	// compiles the inference graph).
 	valGen := training.NewSequenceGenerator(test, false)
 	defer valGen.Close()
-	var val float64
+	var val, valCPU float64
 	var acc []float64
 	for range 2 {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuSeconds()
 		r, err := full.Evaluate(valGen, 1, training.ValLossLastBatch)
 		if err != nil {
 			b.Fatal(err)
 		}
-		val, acc = time.Since(t0).Seconds(), r
+		val, valCPU, acc = time.Since(t0).Seconds(), cpuSeconds()-c0, r
 	}
 	full64 := float64(fullTrainSteps)*step + float64(fullValSteps)*val
-	b.Logf("ours, book's way: steps %v; validation step %.1f s; full task ≈ %d × %.1f s + %d × %.1f s = %.1f h",
-		times, val, fullTrainSteps, step, fullValSteps, val, hours(full64))
+	fullCPU := float64(fullTrainSteps)*stepCPU + float64(fullValSteps)*valCPU
+	b.Logf("ours, book's way: steps %v (CPU %.1f s each, median); validation step %.1f s (CPU %.1f s); full task ≈ %d × %.1f s + %d × %.1f s = %.1f h; CPU time %.1f h (/%d cores = %.1f h)",
+		times, stepCPU, val, valCPU, fullTrainSteps, step, fullValSteps, val, hours(full64), hours(fullCPU), runtime.NumCPU(), hours(fullCPU)/float64(runtime.NumCPU()))
 	b.ReportMetric(step*1e9, "ns/op")
 	b.ReportMetric(step, "s/step")
 	b.ReportMetric(val, "s/val_step")
 	b.ReportMetric(val/bookBatch, "s/base_image")
 	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(stepCPU, "cpu_s/step")
+	b.ReportMetric(valCPU/bookBatch, "cpu_s/base_image")
+	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
 	b.ReportMetric(acc[1], "val_acc")
 }
 
@@ -193,13 +206,14 @@ func benchOursCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	var base float64
+	var base, baseCPU float64
 	for range 2 {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuSeconds()
 		if _, err := extractor.Predict(batch.X); err != nil {
 			b.Fatal(err)
 		}
 		base = time.Since(t0).Seconds() / float64(len(batch.Index))
+		baseCPU = (cpuSeconds() - c0) / float64(len(batch.Index))
 	}
 
 	// The head on cached features: the sample's features (computed once, then kept in the user
@@ -234,23 +248,26 @@ func benchOursCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StartTimer()
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuSeconds()
 	hist, err := head.Fit(gTrain, training.FitOptions{Epochs: bookEpochs, StepsPerEpoch: bookSteps,
 		ValidationData: gTest, ValidationSteps: bookValSteps, Verbose: training.Silent, Out: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
-	headRun := time.Since(t0).Seconds()
+	headRun, headCPU := time.Since(t0).Seconds(), cpuSeconds()-c0
 	b.StopTimer()
 	perHeadStep := headRun / float64(fullTrainSteps+fullValSteps)
 	distinct := fullTrainN + fullTestN // every image of both folders is drawn at least once (TestScheduleDraws)
 	full64 := float64(distinct)*base + headRun
-	b.Logf("ours, cached features: base %.2f s/image; head: %d+%d steps in %.2f s; full task ≈ %d images × %.2f s + %.1f s = %.1f h; history:\n%s",
-		base, fullTrainSteps, fullValSteps, headRun, distinct, base, headRun, hours(full64), hist)
+	fullCPU := float64(distinct)*baseCPU + headCPU
+	b.Logf("ours, cached features: CPU time %.1f h; base %.2f s/image (CPU %.2f s); head: %d+%d steps in %.2f s; full task ≈ %d images × %.2f s + %.1f s = %.1f h; history:\n%s",
+		hours(fullCPU), base, baseCPU, fullTrainSteps, fullValSteps, headRun, distinct, base, headRun, hours(full64), hist)
 	b.ReportMetric(perHeadStep*1e9, "ns/op")
 	b.ReportMetric(perHeadStep, "s/step")
 	b.ReportMetric(base, "s/base_image")
 	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(baseCPU, "cpu_s/base_image")
+	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
 	b.ReportMetric(hist.Last("val_accuracy"), "val_acc")
 }
 
@@ -279,20 +296,46 @@ func benchPyTorch(b *testing.B) {
 		Val       float64   `json:"val_step_s"`
 		Base      float64   `json:"base_per_image_s"`
 		ValAcc    float64   `json:"val_accuracy"`
+		StepCPU   float64   `json:"train_step_cpu_s"`
+		ValCPU    float64   `json:"val_step_cpu_s"`
+		BaseCPU   float64   `json:"base_per_image_cpu_s"`
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
 		b.Fatalf("torch_finetune_bench.py printed %q", out)
 	}
 	full64 := float64(fullTrainSteps)*r.Step + float64(fullValSteps)*r.Val
-	b.Logf("PyTorch %s (%d threads), book's way: steps %v s; validation step %.1f s; full task ≈ %.1f h; cached-features equivalent ≈ %.1f h",
-		r.Torch, r.Threads, r.StepTimes, r.Val, hours(full64), hours(float64(fullTrainN+fullTestN)*r.Base))
+	fullCPU := float64(fullTrainSteps)*r.StepCPU + float64(fullValSteps)*r.ValCPU
+	b.Logf("PyTorch %s (%d threads), book's way: steps %v s (CPU %.1f s each); validation step %.1f s (CPU %.1f s); full task ≈ %.1f h, CPU time %.1f h; cached-features equivalent ≈ %.1f h (CPU %.1f h)",
+		r.Torch, r.Threads, r.StepTimes, r.StepCPU, r.Val, r.ValCPU, hours(full64), hours(fullCPU),
+		hours(float64(fullTrainN+fullTestN)*r.Base), hours(float64(fullTrainN+fullTestN)*r.BaseCPU))
 	b.ReportMetric(r.Step*1e9, "ns/op")
 	b.ReportMetric(r.Step, "s/step")
 	b.ReportMetric(r.Val, "s/val_step")
 	b.ReportMetric(r.Base, "s/base_image")
 	b.ReportMetric(hours(full64), "h/full_task")
+	b.ReportMetric(r.StepCPU, "cpu_s/step")
+	b.ReportMetric(r.BaseCPU, "cpu_s/base_image")
+	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
 	b.ReportMetric(r.ValAcc, "val_acc")
+}
+
+// cpuSeconds is the CPU time (user + system, all threads) this process has used: on a machine
+// shared with other work it measures a step's cost better than the wall clock does.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+func medianAfterFirstF(v []float64) float64 {
+	ts := make([]time.Duration, len(v))
+	for i, x := range v {
+		ts[i] = time.Duration(x * 1e9)
+	}
+	return medianAfterFirst(ts)
 }
 
 // medianAfterFirst is the median step time, leaving out the first step (graph compilation).

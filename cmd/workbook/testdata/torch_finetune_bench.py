@@ -73,9 +73,9 @@ def main():
                 yield x.to(dev), y.float().to(dev)
 
     tr, te = batches(train_dl), batches(test_dl)
-    step_times = []
+    step_times, step_cpu = [], []
     for _ in range(a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = next(tr)
         with torch.no_grad():  # frozen base: forward only, as Keras and GoMLX do with a frozen base
             f = base(x)
@@ -87,24 +87,28 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
         step_times.append(time.perf_counter() - t0)
+        step_cpu.append(time.process_time() - c0)
 
-    val_times, correct, seen = [], 0, 0
-    base_times = []
+    val_times, val_cpu, correct, seen = [], [], 0, 0
+    base_times, base_cpu = [], []
     for _ in range(a.val_steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = next(te)
         with torch.no_grad():
-            tb = time.perf_counter()
+            tb, cb = time.perf_counter(), time.process_time()
             f = base(x)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             base_times.append((time.perf_counter() - tb) / len(x))
+            base_cpu.append((time.process_time() - cb) / len(x))
             p = head(f).squeeze(1)
         correct += int(((p > 0.5).float() == y).sum())
         seen += len(y)
         val_times.append(time.perf_counter() - t0)
+        val_cpu.append(time.process_time() - c0)
 
     after_first = step_times[1:] or step_times
+    cpu_after_first = step_cpu[1:] or step_cpu
     print(json.dumps({
         "torch": torch.__version__, "torchvision": torchvision.__version__, "threads": torch.get_num_threads(),
         "device": str(dev), "batch": a.batch, "steps": a.steps,
@@ -114,6 +118,10 @@ def main():
         "val_step_s": sum(val_times) / len(val_times),
         "base_per_image_s": sum(base_times) / len(base_times),
         "val_accuracy": correct / seen,
+        # process CPU time (all threads): what a shared machine's other work disturbs least
+        "train_step_cpu_s": sum(cpu_after_first) / len(cpu_after_first),
+        "val_step_cpu_s": sum(val_cpu) / len(val_cpu),
+        "base_per_image_cpu_s": sum(base_cpu) / len(base_cpu),
     }))
 
 
