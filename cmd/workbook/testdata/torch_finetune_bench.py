@@ -73,10 +73,11 @@ def main():
                 yield x.to(dev), y.float().to(dev)
 
     tr, te = batches(train_dl), batches(test_dl)
-    step_times, step_cpu = [], []
+    step_times, step_cpu, sizes = [], [], []
     for _ in range(a.steps):
         t0, c0 = time.perf_counter(), time.process_time()
         x, y = next(tr)
+        sizes.append(len(x))
         with torch.no_grad():  # frozen base: forward only, as Keras and GoMLX do with a frozen base
             f = base(x)
         p = head(f).squeeze(1)
@@ -107,19 +108,22 @@ def main():
         val_times.append(time.perf_counter() - t0)
         val_cpu.append(time.process_time() - c0)
 
-    after_first = step_times[1:] or step_times
-    cpu_after_first = step_cpu[1:] or step_cpu
+    # Full batches after the first step (a folder's last batch is short; the first step warms up).
+    full = [i for i in range(1, len(sizes)) if sizes[i] == a.batch] or list(range(len(sizes)))
+    after_first = [step_times[i] for i in full]
+    cpu_after_first = [step_cpu[i] for i in full]
     print(json.dumps({
         "torch": torch.__version__, "torchvision": torchvision.__version__, "threads": torch.get_num_threads(),
         "device": str(dev), "batch": a.batch, "steps": a.steps,
         "step_times_s": step_times if len(step_times) <= 20 else step_times[:3],
         "total_s": sum(step_times) + sum(val_times),
-        "train_step_s": sum(after_first) / len(after_first),
+        "batch_sizes": sizes if len(sizes) <= 20 else sizes[:3],
+        "train_step_s": sorted(after_first)[len(after_first) // 2],
         "val_step_s": sum(val_times) / len(val_times),
         "base_per_image_s": sum(base_times) / len(base_times),
         "val_accuracy": correct / seen,
         # process CPU time (all threads): what a shared machine's other work disturbs least
-        "train_step_cpu_s": sum(cpu_after_first) / len(cpu_after_first),
+        "train_step_cpu_s": sorted(cpu_after_first)[len(cpu_after_first) // 2],
         "val_step_cpu_s": sum(val_cpu) / len(val_cpu),
         "base_per_image_cpu_s": sum(base_cpu) / len(base_cpu),
     }))
