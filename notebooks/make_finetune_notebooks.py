@@ -244,7 +244,12 @@ GENERATORS_MD = (
     "`zoom_range=0.2` (factors between 0.8 and 1.2). The training images are augmented anew "
     "every time they are drawn, the test images only rescaled. `flow_from_directory` prints "
     "`Found N images belonging to 2 classes.`; the classes are the sub-folders in sorted order, "
-    "so `car` is 0 and `flower` is 1.")
+    "so `car` is 0 and `flower` is 1.\n\n"
+    "**Seeds.** Step 4 of the book calls `np.random.seed(42)`, and Keras' generators shuffle and "
+    "augment with NumPy's generator: the book's intent is a repeatable run. "
+    "`Seed: datasets.Seed(42)` gives each generator that seed (Keras' `seed=42`), so every run of "
+    "this notebook — and the reference run the instructors' grader makes — draws the same "
+    "batches in the same order.")
 
 GENERATORS_CODE = '''// dataDir is the folder holding training_set/ and test_set/: $WORKBOOK_DATA (the full data
 // set) if set, otherwise the sample shipped with the workbook.
@@ -260,7 +265,8 @@ func generators() (trainingDataset, testDataset *datasets.DirectoryIterator) {
 	generateTrainData := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2,
 		ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}
 	generateTestData := datasets.ImageDataGenerator{Rescale: 1. / 255}
-	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: batch, ClassMode: datasets.Binary}
+	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: batch, ClassMode: datasets.Binary,
+		Seed: datasets.Seed(42)}
 	trainingDataset = generateTrainData.MustFlowFromDirectory(filepath.Join(dataDir(), "training_set"), flow)
 	testDataset = generateTestData.MustFlowFromDirectory(filepath.Join(dataDir(), "test_set"), flow)
 	must(datasets.CheckSameClasses(trainingDataset, testDataset))
@@ -328,7 +334,7 @@ FIT_CODE = CHECKPOINT_FUNC + '''
 // trainClassifier runs step 8's fit_generator once and returns its history; a finished run is
 // read back from its checkpoint, an interrupted one continues after its last saved epoch.
 func trainClassifier() *training.History {
-	path := checkpointFile("exercise-8.03-v1", epochs, steps, valSteps, batch)
+	path := checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch)
 	if h := finished(path, epochs); h != nil {
 		return h
 	}
@@ -408,13 +414,13 @@ func bookPrediction(result *kernelext.Array) string {
 
 PREDICT_CODE = PREDICT_FUNCS + '''
 
-var result = predictWith(checkpointFile("exercise-8.03-v1", epochs, steps, valSteps, batch), testImage())
+var result = predictWith(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch), testImage())
 var prediction = bookPrediction(result)
 
 %%
 fmt.Println(result)
 fmt.Println(prediction)
-p := predictWith(checkpointFile("exercise-8.03-v1", epochs, steps, valSteps, batch), rescaled(testImage())).Data[0]
+p := predictWith(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch), rescaled(testImage())).Data[0]
 fmt.Printf("rescaled by 1/255 as in training: %.4f, i.e. %s at the threshold 0.5\\n", p, map[bool]string{false: "car", true: "flower"}[p > 0.5])'''
 
 SAVE_MD = (
@@ -436,9 +442,21 @@ func modelFile(name string) string {
 
 %%
 _, classifier := newClassifier()
-classifier.MustLoad(checkpointFile("exercise-8.03-v1", epochs, steps, valSteps, batch))
+classifier.MustLoad(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch))
 classifier.MustSave(modelFile("car-flower-classifier.ckpt"))
 fmt.Println("saved", modelFile("car-flower-classifier.ckpt"))'''
+
+CHECK_MD_803 = (
+    "**Check your work.** `check.Exercise803` runs the visible checks your instructor's grader "
+    "runs on `history`, `result` and `prediction` — the variables the grader reads — and says "
+    "what to fix when one fails. The checks that compare with a reference training run (the "
+    "first epoch's `val_accuracy` to one significant digit, as the book's own test does, and the "
+    "prediction) are left to the grader: that run costs as long as yours.")
+
+CHECK_CODE_803 = '''import "github.com/transfer-learning-go/workbook/solutions/check"
+
+%%
+check.Exercise803(history, result, prediction)'''
 
 OUTRO_803 = (
     "**What the book gets.** With the ImageNet weights and the full data set, the book's run "
@@ -493,6 +511,7 @@ def cells_803():
         ("md", FIT_MD), ("code", FIT_CODE),
         ("md", PREDICT_MD), ("code", PREDICT_CODE),
         ("md", SAVE_MD), ("code", SAVE_CODE),
+        ("md", CHECK_MD_803), ("code", CHECK_CODE_803),
         ("md", OUTRO_803),
     ]
 
@@ -597,7 +616,7 @@ func joinHistories(a, b *training.History) *training.History {
 }
 
 // stage1File and stage2File are the two stages' checkpoints; stage 1 is Exercise 8.03's run.
-func stage1File() string { return checkpointFile("exercise-8.03-v1", epochs, steps, valSteps, batch) }
+func stage1File() string { return checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch) }
 func stage2File() string {
 	return checkpointFile("finetune-block5-v1", epochs, stage2Epochs, steps, valSteps, batch)
 }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,14 +26,14 @@ func init() {
 	register(&command{
 		name:  "grade",
 		short: "grade students' notebooks for one exercise in sandboxes: gradebook, report and feedback",
-		usage: "--exercise ID [--jobs N] [--timeout 10m] [--memory 4GiB] [--out DIR] SUBMISSION.ipynb|FOLDER...",
+		usage: "--exercise ID [--jobs N] [--timeout 10m] [--memory 4GiB] [--out DIR] [8.03: --quick | --epochs N --steps N --val-steps N --batch N] [--data DIR] SUBMISSION.ipynb|FOLDER...",
 		run:   runGrade,
 	})
 }
 
 func runGrade(args []string) error {
 	fs := newFlagSet("grade")
-	exercise := fs.String("exercise", "", `exercise or activity to grade: 8.01, A8.01, 8.02, 8.04, A8.02 (or exercise-8.01, activity-8.01, ...)`)
+	exercise := fs.String("exercise", "", `exercise or activity to grade: 8.01, A8.01, 8.02, 8.03, 8.04, A8.02 (or exercise-8.01, activity-8.01, ...)`)
 	jobs := fs.Int("jobs", 1, "submissions graded at the same time (each needs up to --memory and a CPU core)")
 	timeout := fs.Duration("timeout", batch.DefaultTimeout, "wall-clock limit for one submission's whole notebook")
 	memory := fs.String("memory", "4GiB", "memory limit for one submission: kernel, compiler and program together")
@@ -44,6 +43,13 @@ func runGrade(args []string) error {
 	keepWork := fs.Bool("keep-work", false, "keep the sandbox folders afterwards (for debugging)")
 	cacheDir := fs.String("gocache", "", "the grader's build cache template (default ~/.cache/transfer-learning-go/grade-gocache)")
 	checksDir := fs.String("checks", "", "read the checks files from this folder instead of the ones built in (solutions/checks)")
+	// Exercise 8.03 only: the training run every submission and the reference make.
+	data := fs.String("data", "", "8.03: folder with training_set/ and test_set/ (default: the shipped sample)")
+	quick := fs.Bool("quick", false, "8.03: the notebook's WORKBOOK_QUICK=1 schedule (1 epoch of 2 steps, 1 validation step, batch 2) instead of the book's")
+	epochs := fs.Int("epochs", 0, "8.03: epochs (default: the book's 10)")
+	steps := fs.Int("steps", 0, "8.03: steps_per_epoch (default: the book's 100)")
+	valSteps := fs.Int("val-steps", 0, "8.03: validation_steps (default: the book's 30)")
+	batchSize := fs.Int("batch", 0, "8.03: batch_size (default: the book's 32)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -75,6 +81,41 @@ func runGrade(args []string) error {
 	if err != nil {
 		return err
 	}
+	finetune := spec.Task == grade.TaskFinetune
+	schedule := grade.BookSchedule
+	if *quick {
+		schedule = grade.QuickSchedule
+	}
+	for _, k := range []struct {
+		name string
+		v    int
+		dst  *int
+	}{{"epochs", *epochs, &schedule.Epochs}, {"steps", *steps, &schedule.Steps}, {"val-steps", *valSteps, &schedule.ValSteps}, {"batch", *batchSize, &schedule.Batch}} {
+		switch {
+		case k.v == 0:
+		case !finetune:
+			return usagef("--%s is for the fine-tuning exercise (8.03), not %s", k.name, spec.ID)
+		case k.v < 0:
+			return usagef("--%s must be at least 1", k.name)
+		default:
+			*k.dst = k.v
+		}
+	}
+	if !finetune && (*quick || *data != "") {
+		return usagef("--quick and --data are for the fine-tuning exercise (8.03), not %s", spec.ID)
+	}
+	var dataDirs []string
+	if *data != "" {
+		if *data, err = filepath.Abs(*data); err != nil {
+			return err
+		}
+		for _, sub := range []string{"training_set", "test_set"} {
+			if st, err := os.Stat(filepath.Join(*data, sub)); err != nil || !st.IsDir() {
+				return fmt.Errorf("grade: --data %s has no %s folder (want the data set's training_set/ and test_set/)", *data, sub)
+			}
+		}
+		dataDirs = []string{*data}
+	}
 	submissions, hide, err := collectSubmissions(paths)
 	if err != nil {
 		return err
@@ -100,16 +141,38 @@ func runGrade(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(stderr, "grade %s: computing the reference (%s on %s)\n", spec.ID, spec.Model, spec.Image)
-	ref, err := grade.ComputeReference(ctx, spec, grade.ReferenceOptions{})
-	if err != nil {
-		return err
+	var ref *grade.Reference
+	var env []string
+	if finetune {
+		fmt.Fprintf(stderr, "grade %s: training the reference (%s; data %s); every submission trains the same run\n",
+			spec.ID, schedule, orSample(*data))
+		start := time.Now()
+		ref, err = grade.ComputeFinetuneReference(ctx, spec, grade.FinetuneOptions{Schedule: schedule, Data: *data, Log: stderr})
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		fmt.Fprintf(stderr, "grade %s: reference trained in %s: val_accuracy %v, result %v, %q\n", spec.ID,
+			took.Round(time.Second), ref.History.Get("val_accuracy"), ref.Result.Data[0], ref.Prediction)
+		if !timeoutSet(fs) && *timeout < 2*took+2*time.Minute {
+			*timeout = (2*took + 2*time.Minute).Round(time.Minute)
+			fmt.Fprintf(stderr, "grade %s: --timeout not given: %s per submission (twice the reference run, plus building the cells)\n", spec.ID, *timeout)
+		} else if *timeout < took+time.Minute {
+			fmt.Fprintf(stderr, "grade %s: warning: --timeout %s is shorter than the reference run took (%s): submissions will time out\n", spec.ID, *timeout, took.Round(time.Second))
+		}
+		env = schedule.Env(*data)
+	} else {
+		fmt.Fprintf(stderr, "grade %s: computing the reference (%s on %s)\n", spec.ID, spec.Model, spec.Image)
+		if ref, err = grade.ComputeReference(ctx, spec, grade.ReferenceOptions{}); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stderr, "grade %s: weights %s\ngrade %s: backend %s\n", spec.ID, ref.Weights, spec.ID, ref.Backend)
 	rep, err := batch.Grade(ctx, batch.Options{
 		Spec: spec, Reference: ref, Repo: repo, Jobs: *jobs, Timeout: *timeout, Memory: mem,
 		Isolation: batch.Isolation(*isolation), WorkDir: *workDir, KeepWork: *keepWork, GoCacheTemplate: *cacheDir,
 		ExecutedDir: filepath.Join(*out, "executed"), HideDirs: append(hide, *out), Log: stderr,
+		Env: env, DataDirs: dataDirs,
 	}, submissions)
 	if err != nil {
 		return err
@@ -168,24 +231,27 @@ func collectSubmissions(paths []string) (files, dirs []string, err error) {
 	return files, dirs, nil
 }
 
-var bytesRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?\s*$`)
-
-// parseBytes reads sizes like "4GiB", "512MiB", "4G" (binary units) or a plain byte count.
 func parseBytes(s string) (int64, error) {
-	m := bytesRE.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a size (e.g. 4GiB, 512MiB)", s)
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
+	v, err := grade.ParseBytes(s)
 	if err != nil {
 		return 0, err
-	}
-	mult := map[byte]float64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
-	if m[2] != "" && m[2] != "B" {
-		v *= mult[m[2][0]]
 	}
 	if v < 64<<20 {
 		return 0, fmt.Errorf("%s is too little memory for a notebook (at least 64MiB)", s)
 	}
-	return int64(v), nil
+	return v, nil
+}
+
+func orSample(data string) string {
+	if data == "" {
+		return "the shipped sample"
+	}
+	return data
+}
+
+// timeoutSet reports whether --timeout was given on the command line.
+func timeoutSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+	return set
 }

@@ -28,8 +28,13 @@ func TestGradeUsageErrors(t *testing.T) {
 		{[]string{"grade", "--exercise", "8.01", "--memory", "lots", nb}, 2, `"lots" is not a size`},
 		{[]string{"grade", "--exercise", "8.01", "--memory", "1MiB", nb}, 2, "too little memory"},
 		{[]string{"grade", "--exercise", "8.01", "--jobs", "0", nb}, 2, "--jobs must be at least 1"},
-		{[]string{"grade", "--exercise", "9.99", nb}, 1, `no checks for exercise "9.99" (known: 8.01, 8.02, 8.04, A8.01, A8.02)`},
+		{[]string{"grade", "--exercise", "9.99", nb}, 1, `no checks for exercise "9.99" (known: 8.01, 8.02, 8.03, 8.04, A8.01, A8.02)`},
 		{[]string{"grade", "--exercise", "8.01", filepath.Join(t.TempDir(), "missing.ipynb")}, 1, "no such file"},
+		// The schedule and the data belong to the fine-tuning exercise.
+		{[]string{"grade", "--exercise", "8.01", "--epochs", "2", nb}, 2, "--epochs is for the fine-tuning exercise (8.03), not 8.01"},
+		{[]string{"grade", "--exercise", "8.01", "--quick", nb}, 2, "--quick and --data are for the fine-tuning exercise"},
+		{[]string{"grade", "--exercise", "8.03", "--steps", "-1", nb}, 2, "--steps must be at least 1"},
+		{[]string{"grade", "--exercise", "8.03", "--data", t.TempDir(), nb}, 1, "has no training_set folder"},
 	} {
 		code, _, errOut := runCLI(t, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

@@ -2,13 +2,16 @@ package grade
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 
 	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 )
 
 // Value is one of the notebook's variables as the grader read it.
@@ -20,6 +23,9 @@ type Value struct {
 	// Predictions for [][]kernelext.Prediction.
 	Array       *kernelext.Array
 	Predictions [][]kernelext.Prediction
+	// History is set for *training.History values (nil for a nil pointer); Text for strings.
+	History *training.History
+	Text    string
 	// Missing, when not empty, says why the variable could not be read (not defined, the
 	// notebook panicked, timed out, ...); the other fields are then empty.
 	Missing string
@@ -30,6 +36,8 @@ const (
 	TypeArrayPtr    = "*kernelext.Array"
 	TypeArray       = "kernelext.Array"
 	TypePredictions = "[][]kernelext.Prediction"
+	TypeHistory     = "*training.History"
+	TypeString      = "string"
 )
 
 // Outcome is the result of one check.
@@ -77,15 +85,135 @@ func Evaluate(c *Check, v *Value, ref *Reference, output string) Outcome {
 			return Outcome{Detail: fmt.Sprintf("%s has type %s; expected %s (DecodePredictions' result)", v.Name, v.Type, TypePredictions)}
 		}
 		return compareTop(v.Name, v.Predictions, ref.Top, ref.Spec.Top, c.RTol, c.ATol)
+	case KindHistoryKeys:
+		if fail := historyOf(v); fail != "" {
+			return Outcome{Detail: fail}
+		}
+		return historyKeys(v, c.Keys, ref.History)
+	case KindSignificant:
+		if fail := historyOf(v); fail != "" {
+			return Outcome{Detail: fail}
+		}
+		return significant(v, c, ref.History)
+	case KindTextEqual, KindTextOneOf:
+		if v.Type != TypeString {
+			return Outcome{Detail: fmt.Sprintf("%s has type %s; expected string", v.Name, v.Type)}
+		}
+		want := c.Values
+		if c.Kind == KindTextEqual {
+			if ref.Prediction == "" {
+				return Outcome{Detail: "the reference has no prediction (it needs the reference training run)"}
+			}
+			want = []string{ref.Prediction}
+		}
+		for _, w := range want {
+			if v.Text == w {
+				return Outcome{Passed: true, Detail: fmt.Sprintf("%s is %q", v.Name, v.Text)}
+			}
+		}
+		return Outcome{Detail: fmt.Sprintf("%s is %s; expected %s", v.Name, quoteLimited(v.Text), quoteAll(want, "or"))}
 	}
 	return Outcome{Detail: fmt.Sprintf("unknown check kind %q", c.Kind)}
 }
 
 func (r *Reference) array(name string) *kernelext.Array {
-	if name == RefProbabilities {
+	switch name {
+	case RefProbabilities:
 		return r.Probabilities
+	case RefResult:
+		return r.Result
 	}
 	return r.Preprocessed
+}
+
+func historyOf(v *Value) string {
+	if v.Type != TypeHistory {
+		return fmt.Sprintf("%s has type %s; expected %s (what Fit returns)", v.Name, v.Type, TypeHistory)
+	}
+	if v.History == nil {
+		return fmt.Sprintf("%s is nil", v.Name)
+	}
+	return ""
+}
+
+// historyKeys: every key recorded, all for the same number of epochs (at least one), and — when
+// the reference run is known — as many epochs as it ran.
+func historyKeys(v *Value, keys []string, ref *training.History) Outcome {
+	var missing []string
+	epochs := -1
+	for _, k := range keys {
+		n := len(v.History.Get(k))
+		if n == 0 {
+			missing = append(missing, k)
+			continue
+		}
+		if epochs >= 0 && n != epochs {
+			return Outcome{Detail: fmt.Sprintf("%s records %q for %d epochs but other keys for %d", v.Name, k, n, epochs)}
+		}
+		epochs = n
+	}
+	if len(missing) > 0 {
+		return Outcome{Detail: fmt.Sprintf("%s has no %s (it records %s)", v.Name, quoteAll(missing, "or"), quoteAll(v.History.Names, "and"))}
+	}
+	if ref != nil {
+		if want := len(ref.Get(keys[0])); want != epochs {
+			return Outcome{Detail: fmt.Sprintf("%s records %s; the schedule has %s", v.Name, plural(epochs, "epoch", "epochs"), plural(want, "epoch", "epochs"))}
+		}
+	}
+	return Outcome{Passed: true, Detail: fmt.Sprintf("%s records %s for %s", v.Name, strings.Join(keys, ", "), plural(epochs, "epoch", "epochs"))}
+}
+
+// significant compares one History value with the reference run's to c.Digits significant
+// digits of the reference: |got - want| <= unit/2, where unit is the place value of want's
+// Digits-th significant digit (for want = 0, 10^-Digits). The book's own test compares the first
+// epoch's val_accuracy to one digit because no two training runs agree further.
+func significant(v *Value, c *Check, ref *training.History) Outcome {
+	what := fmt.Sprintf("%s after epoch %d", c.Metric, c.Epoch)
+	got := v.History.Get(c.Metric)
+	if len(got) < c.Epoch {
+		return Outcome{Detail: fmt.Sprintf("%s has no %s (it records %d epochs of %q)", v.Name, what, len(got), c.Metric)}
+	}
+	if ref == nil || len(ref.Get(c.Metric)) < c.Epoch {
+		return Outcome{Detail: "the reference run has no " + what}
+	}
+	g, w := got[c.Epoch-1], ref.Get(c.Metric)[c.Epoch-1]
+	unit := SignificantUnit(w, c.Digits)
+	tol := unit / 2
+	d := fmt.Sprintf("%s is %.4f; the reference run reached %.4f", what, g, w)
+	if math.Abs(g-w) <= tol*(1+1e-9) {
+		return Outcome{Passed: true, Detail: fmt.Sprintf("%s: they agree to %s (within ±%g)", d, plural(c.Digits, "significant digit", "significant digits"), tol)}
+	}
+	return Outcome{Detail: fmt.Sprintf("%s: they differ by more than ±%g (%s)", d, tol, plural(c.Digits, "significant digit", "significant digits"))}
+}
+
+// SignificantUnit is the place value of the digits-th significant digit of x (10^-digits for 0).
+func SignificantUnit(x float64, digits int) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return math.Pow(10, float64(-digits))
+	}
+	return math.Pow(10, math.Floor(math.Log10(math.Abs(x)))-float64(digits)+1)
+}
+
+// quoteLimited quotes s, cut to 80 characters: it comes from a student's notebook.
+func quoteLimited(s string) string {
+	if r := []rune(s); len(r) > 80 {
+		return strconv.Quote(string(r[:80])) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+func quoteAll(ss []string, conj string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	if len(q) == 0 {
+		return "nothing"
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " " + conj + " " + q[len(q)-1]
 }
 
 func arrayOf(v *Value) (*kernelext.Array, string) {
@@ -257,6 +385,7 @@ func evalOutput(c *Check, ref *Reference, output string) Outcome {
 //
 //	label n    the class label ("pizza"), regexp-quoted
 //	wnid n     the WordNet ID ("n07873807"), regexp-quoted
+//	prediction the reference's printed decision ("It is a car"), regexp-quoted (fine-tuning)
 //	percent n  the score times 100 with two decimals: as the book's '%.2f' % (score*100) prints it
 //	           (NumPy 1.24 widens the float32 score to float64 first, like Go's
 //	           float64(score)*100) or from a float32 product (score*100 in Go): either is accepted
@@ -284,6 +413,12 @@ func expandTemplate(text string, ref *Reference, quote func(string) string, plai
 	funcs := template.FuncMap{
 		"label": func(n int) (string, error) { p, err := pred(n); return quote(p.Label), err },
 		"wnid":  func(n int) (string, error) { p, err := pred(n); return quote(p.WNID), err },
+		"prediction": func() (string, error) {
+			if ref == nil || ref.Prediction == "" {
+				return "", errors.New("the reference has no prediction")
+			}
+			return quote(ref.Prediction), nil
+		},
 		"percent": func(n int) (string, error) {
 			p, err := pred(n)
 			if err != nil {
@@ -312,6 +447,7 @@ func expandTemplate(text string, ref *Reference, quote func(string) string, plai
 func parsePattern(pattern string) (*template.Template, error) {
 	dummy := template.FuncMap{
 		"label": func(int) string { return "" }, "wnid": func(int) string { return "" }, "percent": func(int) string { return "" },
+		"prediction": func() string { return "" },
 	}
 	t, err := template.New("pattern").Funcs(dummy).Parse(pattern)
 	if err != nil {

@@ -14,13 +14,15 @@ import (
 	"strings"
 
 	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 )
 
 // ExportEnv names the environment variable that tells the export cells where to write.
 const ExportEnv = "WORKBOOK_GRADE_EXPORT"
 
 // MaxExportBytes bounds an export file the grader reads: the largest legitimate one, a
-// (1, 224, 224, 3) float32 batch in base64, is about 800 kB.
+// (1, 224, 224, 3) float32 batch in base64, is about 800 kB (a History or a string is far
+// smaller).
 const MaxExportBytes = 64 << 20
 
 // exportCellTemplate is appended to a submission once per variable. Everything it declares or
@@ -36,6 +38,7 @@ const exportCellTemplate = `import (
 	wbgradeMath "math"
 	wbgradeOS "os"
 	wbgradeFP "path/filepath"
+	wbgradeReflect "reflect"
 
 	wbgradeKX "github.com/transfer-learning-go/workbook/kernelext"
 )
@@ -72,6 +75,18 @@ func wbgradeExport(name string, v any) {
 			rows = append(rows, row)
 		}
 		rec["predictions"] = rows
+	case string:
+		rec["text"] = x
+	case interface {
+		Get(string) []float64
+		MarshalJSON() ([]byte, error)
+	}: // *training.History, without importing its package here
+		if rv := wbgradeReflect.ValueOf(x); rv.Kind() == wbgradeReflect.Pointer && rv.IsNil() {
+			break // a nil *training.History
+		}
+		if h, err := x.MarshalJSON(); err == nil {
+			rec["history"] = wbgradeJSON.RawMessage(h)
+		}
 	}
 	b, err := wbgradeJSON.Marshal(rec)
 	if err != nil {
@@ -110,6 +125,8 @@ type exportRecord struct {
 		Label     string `json:"label"`
 		ScoreBits uint32 `json:"score_bits"`
 	} `json:"predictions"`
+	Text    *string         `json:"text"`
+	History json.RawMessage `json:"history"`
 }
 
 // ErrNotExported means the export cell did not write the variable's file.
@@ -183,6 +200,20 @@ func DecodeExport(r io.Reader, path, name string) (*Value, error) {
 				v.Predictions[i][j] = kernelext.Prediction{WNID: q.WNID, Label: q.Label, Score: math.Float32frombits(q.ScoreBits)}
 			}
 		}
+	case TypeString:
+		if rec.Text == nil {
+			return nil, fmt.Errorf("grade: %s: a string without its text", p)
+		}
+		v.Text = *rec.Text
+	case TypeHistory:
+		if len(rec.History) == 0 {
+			return v, nil // a nil *training.History
+		}
+		h := new(training.History)
+		if err := json.Unmarshal(rec.History, h); err != nil {
+			return nil, fmt.Errorf("grade: %s: bad history: %v", p, err)
+		}
+		v.History = h
 	}
 	return v, nil
 }

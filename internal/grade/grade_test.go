@@ -14,6 +14,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 )
 
 const validSpec = `{
@@ -277,6 +278,7 @@ func TestExportCellRoundTrip(t *testing.T) {
 	if !ok {
 		t.Fatal("no %% in the export cell")
 	}
+	decl = strings.Replace(decl, "import (", "import (\n\ttraining \"github.com/transfer-learning-go/workbook/kernelext/training\"", 1)
 	prog := "package main\n\n" + decl + `
 var (
 	transformedImage = &wbgradeKX.Array{Shape: []int{1, 2}, Data: []float32{float32(wbgradeMath.NaN()), float32(wbgradeMath.Copysign(0, -1))}}
@@ -284,6 +286,10 @@ var (
 	label            = [][]wbgradeKX.Prediction{{{WNID: "n1", Label: "a b", Score: 0.25}}, {}}
 	flat             = []float32{1}
 	nilArray         *wbgradeKX.Array
+	history          = &training.History{Epoch: []int{0, 1}, Names: []string{"loss", "val_accuracy"},
+		Value: map[string][]float64{"loss": {0.5513, wbgradeMath.NaN()}, "val_accuracy": {0.8646, 0.1 + 0.2}}}
+	nilHistory *training.History
+	prediction = "It is a car\n\"quoted\""
 )
 
 func main() {
@@ -292,6 +298,9 @@ func main() {
 	wbgradeExport("label", label)
 	wbgradeExport("flat", flat)
 	wbgradeExport("nilArray", nilArray)
+	wbgradeExport("history", history)
+	wbgradeExport("nilHistory", nilHistory)
+	wbgradeExport("prediction", prediction)
 }
 `
 	dir := t.TempDir()
@@ -347,10 +356,158 @@ func main() {
 	if n.Type != TypeArrayPtr || n.Array != nil {
 		t.Errorf("nilArray: %+v", n)
 	}
+	h, err := ReadExport(out, "history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Type != TypeHistory || h.History == nil || h.History.Get("val_accuracy")[1] != 0.1+0.2 ||
+		h.History.Get("val_accuracy")[0] != 0.8646 || !math.IsNaN(h.History.Get("loss")[1]) || len(h.History.Names) != 2 {
+		t.Errorf("history: %+v %+v", h, h.History)
+	}
+	nh, err := ReadExport(out, "nilHistory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nh.Type != TypeHistory || nh.History != nil {
+		t.Errorf("nilHistory: %+v", nh)
+	}
+	p, err := ReadExport(out, "prediction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Type != TypeString || p.Text != "It is a car\n\"quoted\"" {
+		t.Errorf("prediction: %+v", p)
+	}
 	if _, err := ReadExport(out, "absent"); err != ErrNotExported {
 		t.Errorf("absent: %v", err)
 	}
 	if _, err := ExportCell("not an identifier"); err == nil {
 		t.Error("ExportCell accepted a bad name")
+	}
+}
+
+// The fine-tuning kinds: a History's keys and epochs, a value to N significant digits of the
+// reference run, strings.
+func TestEvaluateFinetune(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "solutions", "checks", "exercise-8.03.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ParseSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(id string) *Check {
+		for i := range spec.Checks {
+			if spec.Checks[i].ID == id {
+				return &spec.Checks[i]
+			}
+		}
+		t.Fatalf("no check %s", id)
+		return nil
+	}
+	hist := func(valAcc ...float64) *training.History {
+		h := &training.History{Names: []string{"loss", "accuracy", "val_loss", "val_accuracy"}, Value: map[string][]float64{}}
+		for i, v := range valAcc {
+			h.Epoch = append(h.Epoch, i)
+			for _, n := range h.Names[:3] {
+				h.Value[n] = append(h.Value[n], 0.5)
+			}
+			h.Value["val_accuracy"] = append(h.Value["val_accuracy"], v)
+		}
+		return h
+	}
+	ref := &Reference{Spec: spec, History: hist(0.8646, 0.9), Result: &kernelext.Array{Shape: []int{1, 1}, Data: []float32{0.25}},
+		Prediction: "It is a car"}
+	hv := func(h *training.History) *Value { return &Value{Name: "history", Type: TypeHistory, History: h} }
+	sv := func(s string) *Value { return &Value{Name: "prediction", Type: TypeString, Text: s} }
+	for _, tc := range []struct {
+		name, check string
+		v           *Value
+		pass        bool
+		detail      string
+	}{
+		// 0.8646 to one significant digit: within ±0.05 (the book's assertion, without rounding's
+		// cliff at 0.85).
+		{"same", "val-accuracy-epoch1", hv(hist(0.8646, 0.95)), true, "agree to 1 significant digit"},
+		{"low edge", "val-accuracy-epoch1", hv(hist(0.8146, 0.95)), true, ""},
+		{"too low", "val-accuracy-epoch1", hv(hist(0.8145, 0.95)), false, "differ by more than ±0.05"},
+		{"high edge", "val-accuracy-epoch1", hv(hist(0.9146, 0.95)), true, ""},
+		{"too high", "val-accuracy-epoch1", hv(hist(0.9147, 0.95)), false, "0.9147"},
+		{"no epochs", "val-accuracy-epoch1", hv(&training.History{}), false, "has no val_accuracy after epoch 1"},
+		{"nil history", "val-accuracy-epoch1", &Value{Name: "history", Type: TypeHistory}, false, "history is nil"},
+		{"wrong type", "val-accuracy-epoch1", &Value{Name: "history", Type: "map[string][]float64"}, false, "expected *training.History"},
+		{"keys", "history-keys", hv(hist(0.5, 0.5)), true, "for 2 epochs"},
+		{"one epoch only", "history-keys", hv(hist(0.5)), false, "records 1 epoch; the schedule has 2 epochs"},
+		{"no validation", "history-keys", hv(&training.History{Names: []string{"loss"}, Value: map[string][]float64{"loss": {1, 1}, "accuracy": {1, 1}}}),
+			false, `has no "val_loss" or "val_accuracy"`},
+		{"car", "prediction-equal", sv("It is a car"), true, ""},
+		{"flower", "prediction-equal", sv("It is a flower"), false, `expected "It is a car"`},
+		{"form", "prediction-form", sv("It is a flower"), true, ""},
+		{"bad form", "prediction-form", sv("car"), false, `expected "It is a car" or "It is a flower"`},
+		{"not a string", "prediction-form", &Value{Name: "prediction", Type: "int"}, false, "expected string"},
+		{"result close", "result-values", &Value{Name: "result", Type: TypeArrayPtr, Array: &kernelext.Array{Shape: []int{1, 1}, Data: []float32{0.299}}}, true, ""},
+		{"result far", "result-values", &Value{Name: "result", Type: TypeArrayPtr, Array: &kernelext.Array{Shape: []int{1, 1}, Data: []float32{0.301}}}, false, "not within"},
+	} {
+		oc := Evaluate(check(tc.check), tc.v, ref, "")
+		if oc.Passed != tc.pass || !strings.Contains(oc.Detail, tc.detail) {
+			t.Errorf("%s: passed=%v %q; want %v containing %q", tc.name, oc.Passed, oc.Detail, tc.pass, tc.detail)
+		}
+	}
+	if oc := Evaluate(check("printed-prediction"), nil, ref, "loss\nIt is a car\n"); !oc.Passed {
+		t.Errorf("printed: %s", oc.Detail)
+	}
+	if oc := Evaluate(check("printed-prediction"), nil, ref, "It is a car."); oc.Passed || !strings.Contains(oc.Detail, `no line like "It is a car"`) {
+		t.Errorf("printed with a period: %+v", oc)
+	}
+	// Without the reference run (the students' self-check), history-keys still checks the
+	// structure.
+	if oc := Evaluate(check("history-keys"), hv(hist(0.5)), &Reference{Spec: spec}, ""); !oc.Passed {
+		t.Errorf("history-keys without a reference: %s", oc.Detail)
+	}
+	for x, want := range map[float64]float64{0.8646: 0.1, 0.05: 0.01, 12: 10, 0: 0.1, -0.3: 0.1} {
+		if got := SignificantUnit(x, 1); math.Abs(got-want) > 1e-15 {
+			t.Errorf("SignificantUnit(%v, 1) = %v; want %v", x, got, want)
+		}
+	}
+	if got := SignificantUnit(0.8646, 2); math.Abs(got-0.01) > 1e-15 {
+		t.Errorf("SignificantUnit(0.8646, 2) = %v", got)
+	}
+}
+
+// A fine-tuning spec must not borrow the prediction exercises' references, and the other way
+// round.
+func TestParseSpecFinetune(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "solutions", "checks", "exercise-8.03.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseSpec(b); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string][2]string{
+		"probabilities in finetune": {`"reference": "result"`, `"reference": "probabilities"`},
+		"unknown task":              {`"task": "finetune"`, `"task": "train"`},
+		"resnet base":               {`"model": "vgg16"`, `"model": "resnet50"`},
+		"bad digits":                {`"digits": 1`, `"digits": 0`},
+		"bad limit":                 {`"memory": "10GiB"`, `"memory": "lots"`},
+		"book top":                  {`"prediction": "It is a car"`, `"prediction": "It is a car", "top": [{"wnid": "n", "label": "l", "score": 1, "atol": 1}]`},
+	} {
+		bad := strings.Replace(string(b), c[0], c[1], 1)
+		if bad == string(b) {
+			t.Fatalf("%s: %q not in the file", name, c[0])
+		}
+		if _, err := ParseSpec([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	bad := strings.Replace(validSpec, `"reference": "preprocessed"`, `"reference": "history"`, 1)
+	if _, err := ParseSpec([]byte(bad)); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("history in a prediction exercise: %v", err)
+	}
+	for in, want := range map[string]int64{"4GiB": 4 << 30, "512MiB": 512 << 20, "1.5G": 3 << 29, "1048576": 1 << 20, "2KB": 2048} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
 )
 
@@ -25,6 +26,18 @@ type Reference struct {
 	Preprocessed  *kernelext.Array
 	Probabilities *kernelext.Array
 	Top           [][]kernelext.Prediction
+
+	// Fine-tuning exercises (ComputeFinetuneReference): the reference training run's schedule,
+	// data folder and History, the trained classifier's output for Image (the book's raw 0–255
+	// pixels) and the book's decision from it.
+	Schedule   Schedule
+	Data       string
+	History    *training.History
+	Result     *kernelext.Array
+	Prediction string
+	// BookNote says how the run compares with the book's printed numbers, when the run is the
+	// book's (published weights, full data set, the book's schedule).
+	BookNote string
 
 	// Weights is the checkpoint the model loaded; Weights.MD5Verified says whether it is the
 	// published ImageNet file (only then does BookExpectation apply).
@@ -129,7 +142,7 @@ func (r *Reference) SetProbabilities(probs *kernelext.Array) error {
 // reference that disagrees with Keras would grade every student wrongly.
 func (r *Reference) CheckBook() (applied bool, err error) {
 	e := r.Spec.BookExpectation
-	if e == nil || !r.Weights.MD5Verified {
+	if e == nil || !r.Weights.MD5Verified || r.Spec.Task == TaskFinetune {
 		return false, nil
 	}
 	if len(r.Top) != 1 || len(r.Top[0]) < len(e.Top) {

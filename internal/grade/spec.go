@@ -16,6 +16,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,18 @@ const (
 	KindAllClose       = "allclose"        // numpy.allclose: |a-b| <= atol + rtol*|b| everywhere, same shape
 	KindTopEqual       = "top5-equal"      // decoded predictions: same rows, same classes in order, scores allclose
 	KindOutputContains = "output-contains" // the students' printed output matches a regular expression
+
+	// Fine-tuning exercises (task "finetune"):
+	KindHistoryKeys = "history-keys" // a History records every key in Check.Keys, for as many epochs as the reference run
+	KindSignificant = "significant"  // a History value agrees with the reference run's to Check.Digits significant digits
+	KindTextEqual   = "text-equal"   // a string equals the reference's
+	KindTextOneOf   = "text-one-of"  // a string is one of Check.Values
+)
+
+// Tasks: what an exercise's notebook does, and so how its reference is computed.
+const (
+	TaskPredict  = "predict"  // classify one image with a pretrained model (ComputeReference)
+	TaskFinetune = "finetune" // train a new head on the cars/flowers folders, then classify one image (ComputeFinetuneReference)
 )
 
 // References a check can compare against (Check.Reference).
@@ -33,7 +46,23 @@ const (
 	RefPreprocessed  = "preprocessed"  // the (1, 224, 224, 3) batch after preprocess_input
 	RefProbabilities = "probabilities" // the model's (1, 1000) output
 	RefTop           = "top"           // decode_predictions(probabilities, top=Spec.Top)
+
+	// Fine-tuning exercises: computed by training the reference model on the same schedule and
+	// data as the submissions (so the self-checks, which do not train, leave them to the grader).
+	RefHistory    = "history"    // the reference run's History
+	RefResult     = "result"     // the fine-tuned model's (1, 1) output for Image, as the book computes it
+	RefPrediction = "prediction" // the book's decision from result: "It is a flower" only when it is exactly 1
 )
+
+// NeedsTraining reports whether the check compares with a value only a reference training run
+// gives.
+func (c *Check) NeedsTraining() bool {
+	switch c.Reference {
+	case RefHistory, RefResult, RefPrediction:
+		return true
+	}
+	return false
+}
 
 // Spec is one exercise's checks file.
 type Spec struct {
@@ -42,18 +71,26 @@ type Spec struct {
 	ID      string   `json:"id"`
 	Aliases []string `json:"aliases,omitempty"`
 	Title   string   `json:"title"`
+	// Task is TaskPredict (the default) or TaskFinetune.
+	Task string `json:"task,omitempty"`
 	// Solution is the solved notebook, relative to the repository root ("" until it exists).
 	Solution string `json:"solution,omitempty"`
 
 	// What the reference computes: Keras' load_img(Image, target_size=TargetSize) →
 	// img_to_array → expand_dims → preprocess_input → Model.predict → decode_predictions(top=Top).
-	// Image is a file name in datasets/prediction.
+	// Image is a file name in datasets/prediction. For TaskFinetune, Model is the pretrained
+	// base, Image the photo the trained classifier predicts, and Top is not used.
 	Model      string `json:"model"`
 	Image      string `json:"image"`
 	TargetSize [2]int `json:"target_size"`
 	Top        int    `json:"top"`
 
 	Checks []Check `json:"checks"`
+
+	// Limits, if set, are what one submission needs at least (the grader raises its defaults to
+	// them): fine-tuning holds VGG16 and a batch of activations in memory and saves 0.5 GB
+	// checkpoints.
+	Limits *Limits `json:"limits,omitempty"`
 
 	// BookExpectation is what the book prints with the published ImageNet weights. It is
 	// asserted against the reference only when those weights are in use (md5 verified): then a
@@ -81,6 +118,16 @@ type Check struct {
 	// line shown in the feedback of a visible output check.
 	Pattern string `json:"pattern,omitempty"`
 	Example string `json:"example,omitempty"`
+	// Keys are the History keys a history-keys check requires ("loss", "val_accuracy").
+	Keys []string `json:"keys,omitempty"`
+	// Metric and Epoch (1-based) pick the History value a significant check compares; Digits
+	// is how many significant digits must agree: |got - want| <= half a unit in the
+	// Digits-th significant digit of want (0.8646 to 1 digit: within ±0.05).
+	Metric string `json:"metric,omitempty"`
+	Epoch  int    `json:"epoch,omitempty"`
+	Digits int    `json:"digits,omitempty"`
+	// Values are the strings a text-one-of check accepts.
+	Values []string `json:"values,omitempty"`
 	// Hidden checks are graded but never described to students: feedback and self-checks give
 	// only their number and how many passed.
 	Hidden bool `json:"hidden,omitempty"`
@@ -88,12 +135,34 @@ type Check struct {
 	Feedback string `json:"feedback"`
 }
 
+// Limits are a submission's minimum resources, as sizes ("12GiB", "2GiB").
+type Limits struct {
+	// Memory is the least memory limit (the whole process tree) the exercise runs in.
+	Memory string `json:"memory,omitempty"`
+	// FileSize is the least per-file size limit: the largest file the notebook writes.
+	FileSize string `json:"file_size,omitempty"`
+}
+
 // BookExpectation records the book's printed output for the published weights.
 type BookExpectation struct {
 	// Source says where in the book the numbers are printed.
 	Source string `json:"source"`
 	// Top lists the expected decoded predictions, best first (a prefix of the reference's top).
-	Top []ExpectedPrediction `json:"top"`
+	Top []ExpectedPrediction `json:"top,omitempty"`
+	// For TaskFinetune: the book's val_accuracy after each listed epoch, and its printed
+	// prediction. They are compared with the reference run (as a note, not an error: the
+	// book's run is not reproducible to the digit, even in Keras) only when it uses the
+	// published weights, the full data set and the book's schedule.
+	ValAccuracy []ExpectedValue `json:"val_accuracy,omitempty"`
+	Prediction  string          `json:"prediction,omitempty"`
+}
+
+// ExpectedValue is a number the book prints after an epoch (1-based), and how far a faithful
+// run may land from it.
+type ExpectedValue struct {
+	Epoch int     `json:"epoch"`
+	Value float64 `json:"value"`
+	ATol  float64 `json:"atol"`
 }
 
 // ExpectedPrediction is one class with the score the book prints. The reference's score must
@@ -151,6 +220,13 @@ func (s *Spec) Validate() error {
 	if s.ID == "" {
 		return errors.New("grade: checks file without an id")
 	}
+	finetune := s.Task == TaskFinetune
+	if s.Task != "" && s.Task != TaskPredict && !finetune {
+		return bad("task must be %s or %s, got %q", TaskPredict, TaskFinetune, s.Task)
+	}
+	if finetune && s.Model != "vgg16" {
+		return bad("fine-tuning exercises use vgg16, got %q", s.Model)
+	}
 	if s.Model != "vgg16" && s.Model != "resnet50" {
 		return bad("model must be vgg16 or resnet50, got %q", s.Model)
 	}
@@ -160,8 +236,18 @@ func (s *Spec) Validate() error {
 	if s.TargetSize[0] <= 0 || s.TargetSize[1] <= 0 {
 		return bad("target_size must be positive, got %v", s.TargetSize)
 	}
-	if s.Top < 1 {
+	if s.Top < 1 && !finetune {
 		return bad("top must be at least 1, got %d", s.Top)
+	}
+	if l := s.Limits; l != nil {
+		for _, v := range []string{l.Memory, l.FileSize} {
+			if v == "" {
+				continue
+			}
+			if _, err := ParseBytes(v); err != nil {
+				return bad("limits: %v", err)
+			}
+		}
 	}
 	if len(s.Checks) == 0 {
 		return bad("no checks")
@@ -196,6 +282,13 @@ func (s *Spec) Validate() error {
 			}
 			return bad("%s: %s needs reference %s, got %q", where, c.Kind, strings.Join(allowed, " or "), c.Reference)
 		}
+		arrays := []string{RefPreprocessed, RefProbabilities}
+		if finetune {
+			arrays = []string{RefResult}
+		}
+		if (finetune && c.Reference != "" && !c.NeedsTraining()) || (!finetune && c.NeedsTraining()) {
+			return bad("%s: reference %q does not exist for task %q", where, c.Reference, s.Task)
+		}
 		if c.Kind != KindOutputContains && c.Variable == "" {
 			return bad("%s: %s needs a variable", where, c.Kind)
 		}
@@ -205,19 +298,44 @@ func (s *Spec) Validate() error {
 				return bad("%s: shape-equal needs a shape", where)
 			}
 		case KindArrayEqual:
-			if err := needRef(RefPreprocessed, RefProbabilities); err != nil {
+			if err := needRef(arrays...); err != nil {
 				return err
 			}
 		case KindAllClose:
-			if err := needRef(RefPreprocessed, RefProbabilities); err != nil {
+			if err := needRef(arrays...); err != nil {
 				return err
 			}
 			if c.RTol == 0 && c.ATol == 0 {
 				return bad("%s: allclose with zero tolerances is array-equal; say so", where)
 			}
 		case KindTopEqual:
+			if finetune {
+				return bad("%s: top5-equal is for prediction exercises", where)
+			}
 			if err := needRef(RefTop); err != nil {
 				return err
+			}
+		case KindHistoryKeys:
+			if !finetune || len(c.Keys) == 0 {
+				return bad("%s: history-keys needs a fine-tuning exercise and keys", where)
+			}
+			if err := needRef(RefHistory); err != nil {
+				return err
+			}
+		case KindSignificant:
+			if err := needRef(RefHistory); err != nil {
+				return err
+			}
+			if c.Metric == "" || c.Epoch < 1 || c.Digits < 1 {
+				return bad("%s: significant needs a metric, an epoch (from 1) and digits (from 1)", where)
+			}
+		case KindTextEqual:
+			if err := needRef(RefPrediction); err != nil {
+				return err
+			}
+		case KindTextOneOf:
+			if len(c.Values) == 0 || c.Reference != "" {
+				return bad("%s: text-one-of needs values and no reference", where)
 			}
 		case KindOutputContains:
 			if c.Pattern == "" {
@@ -235,7 +353,16 @@ func (s *Spec) Validate() error {
 			return bad("%s: unknown kind %q", where, c.Kind)
 		}
 	}
-	if e := s.BookExpectation; e != nil {
+	if e := s.BookExpectation; e != nil && finetune {
+		if len(e.Top) > 0 || (len(e.ValAccuracy) == 0 && e.Prediction == "") {
+			return bad("book_expectation of a fine-tuning exercise lists val_accuracy or a prediction, not top classes")
+		}
+		for _, v := range e.ValAccuracy {
+			if v.Epoch < 1 || v.ATol <= 0 {
+				return bad("book_expectation val_accuracy %+v needs an epoch (from 1) and atol", v)
+			}
+		}
+	} else if e != nil {
 		if len(e.Top) == 0 || len(e.Top) > s.Top {
 			return bad("book_expectation lists %d classes; want 1 to %d", len(e.Top), s.Top)
 		}
@@ -304,4 +431,39 @@ func FindSpec(specs []*Spec, name string) (*Spec, error) {
 		ids = append(ids, s.ID)
 	}
 	return nil, fmt.Errorf("grade: no checks for exercise %q (known: %s)", name, strings.Join(ids, ", "))
+}
+
+var bytesRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?\s*$`)
+
+// ParseBytes reads a size such as "4GiB", "512MiB", "1.5G" or "1048576" (K, M, G and T are
+// powers of 1024).
+func ParseBytes(s string) (int64, error) {
+	m := bytesRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size (e.g. 4GiB, 512MiB)", s)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size: %v", s, err)
+	}
+	mult := map[byte]float64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+	if m[2] != "" && m[2] != "B" {
+		v *= mult[m[2][0]]
+	}
+	if v >= 1<<62 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(v), nil
+}
+
+// MinMemory and MinFileSize are the spec's Limits in bytes (0 when not set).
+func (s *Spec) MinMemory() int64   { return s.limit(func(l *Limits) string { return l.Memory }) }
+func (s *Spec) MinFileSize() int64 { return s.limit(func(l *Limits) string { return l.FileSize }) }
+
+func (s *Spec) limit(field func(*Limits) string) int64 {
+	if s.Limits == nil || field(s.Limits) == "" {
+		return 0
+	}
+	n, _ := ParseBytes(field(s.Limits)) // validated
+	return n
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/solutions/checks"
 	"github.com/transfer-learning-go/workbook/weights"
 )
@@ -80,5 +81,40 @@ func TestSelfCheck(t *testing.T) {
 	}
 	if _, err := Run("9.99", nil); err == nil {
 		t.Error("Run accepted an unknown exercise")
+	}
+}
+
+// Exercise 8.03's self-check needs no training: it checks the variables' form, says which
+// checks wait for the grader's reference run, and keeps the hidden ones hidden.
+func TestSelfCheckExercise803(t *testing.T) {
+	var out bytes.Buffer
+	Output = &out
+	defer func() { Output = os.Stdout }()
+	h := &training.History{Epoch: []int{0}, Names: []string{"loss", "accuracy", "val_loss", "val_accuracy"},
+		Value: map[string][]float64{"loss": {0.55}, "accuracy": {0.71}, "val_loss": {0.33}, "val_accuracy": {0.86}}}
+	result := &kernelext.Array{Shape: []int{1, 1}, Data: []float32{0}}
+	r := Exercise803(h, result, "It is a car")
+	good := out.String()
+	if r.Passed != r.Visible || r.Visible != 3 || r.Hidden != 2 ||
+		!strings.Contains(good, "val_accuracy after the first epoch agrees with the reference run to one significant digit (checked when graded, against a reference training run)") {
+		t.Errorf("correct variables: %+v\n%s", r, good)
+	}
+	out.Reset()
+	noVal := &training.History{Epoch: []int{0}, Names: []string{"loss", "accuracy"}, Value: map[string][]float64{"loss": {0.55}, "accuracy": {0.71}}}
+	r = Exercise803(noVal, &kernelext.Array{Shape: []int{1}, Data: []float32{0}}, "car")
+	bad := out.String()
+	if r.Passed != 0 || !strings.Contains(bad, `has no "val_loss" or "val_accuracy"`) || !strings.Contains(bad, "has shape (1,); expected (1, 1)") ||
+		!strings.Contains(bad, `prediction is "car"`) {
+		t.Errorf("wrong variables: %+v\n%s", r, bad)
+	}
+	t.Logf("correct:\n%s\nwrong:\n%s", good, bad)
+	spec, err := checks.Find("8.03")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range spec.Checks {
+		if c.Hidden && (strings.Contains(good+bad, c.Name) || strings.Contains(good+bad, c.Feedback)) {
+			t.Errorf("the self-check reveals hidden check %s", c.ID)
+		}
 	}
 }

@@ -77,6 +77,15 @@ type Options struct {
 	NoWarmup bool
 	// Log receives one progress line per submission (nil: discarded).
 	Log io.Writer
+
+	// FileSize is the largest file a submission may write (default DefaultFileSize, raised to
+	// the spec's limits).
+	FileSize int64
+	// Env is added to every submission's environment (a fine-tuning exercise's schedule and
+	// data folder: Schedule.Env). DataDirs are folders the submissions may read (bound
+	// read-only), such as a data set outside the checkout.
+	Env      []string
+	DataDirs []string
 }
 
 // Defaults.
@@ -87,12 +96,13 @@ const (
 	MaxOutputBytes = 1 << 20
 	// maxNotebookBytes bounds a submitted notebook file.
 	maxNotebookBytes = 32 << 20
-	// fileSizeLimit is RLIMIT_FSIZE in the sandbox: the largest file a submission's processes
+	// DefaultFileSize is RLIMIT_FSIZE in the sandbox: the largest file a submission's processes
 	// may write. It bounds the executed notebook the grader parses (a notebook that floods its
-	// output would otherwise hand the grader gigabytes of JSON); the largest legitimate files,
-	// a compiled cell program and a build cache entry, are about 25 MB.
-	fileSizeLimit = 128 << 20
-	pidsLimit     = 4096
+	// output would otherwise hand the grader gigabytes of JSON); the largest legitimate files of
+	// the prediction exercises, a compiled cell program and a build cache entry, are about
+	// 25 MB. Exercise 8.03 saves 0.5 GB checkpoints: its checks file raises the limit.
+	DefaultFileSize = 128 << 20
+	pidsLimit       = 4096
 )
 
 // DefaultGoCacheTemplate is where the grader keeps its build cache template:
@@ -158,6 +168,12 @@ type RefInfo struct {
 	Backend     string `json:"backend"`
 	BookChecked bool   `json:"book_expectation_checked"`
 	Top         string `json:"top"`
+	// Fine-tuning exercises: the reference training run.
+	Schedule    string    `json:"schedule,omitempty"`
+	Data        string    `json:"data,omitempty"`
+	ValAccuracy []float64 `json:"val_accuracy,omitempty"`
+	Result      float64   `json:"result,omitempty"`
+	Prediction  string    `json:"prediction,omitempty"`
 }
 
 var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -176,6 +192,19 @@ func Grade(ctx context.Context, opt Options, submissions []string) (*Report, err
 	}
 	if opt.Memory <= 0 {
 		opt.Memory = DefaultMemory
+	}
+	if opt.FileSize <= 0 {
+		opt.FileSize = DefaultFileSize
+	}
+	// An exercise's own minimum wins over the defaults and over a smaller explicit limit: below
+	// it every submission would fail alike.
+	var raised []string
+	if m := opt.Spec.MinMemory(); m > opt.Memory {
+		raised = append(raised, fmt.Sprintf("memory limit raised from %s to %s, the least %s runs in", formatBytes(opt.Memory), formatBytes(m), opt.Spec.ID))
+		opt.Memory = m
+	}
+	if f := opt.Spec.MinFileSize(); f > opt.FileSize {
+		opt.FileSize = f
 	}
 	if opt.Isolation == "" {
 		opt.Isolation = Sandbox
@@ -209,11 +238,25 @@ func Grade(ctx context.Context, opt Options, submissions []string) (*Report, err
 	rep := &Report{
 		Exercise: opt.Spec.ID, Title: opt.Spec.Title, Started: time.Now(), Jobs: opt.Jobs,
 		Isolation: string(opt.Isolation), Memory: opt.Memory, Timeout: opt.Timeout, Checks: opt.Spec.Checks,
+		Notes: raised,
 	}
 	ref := opt.Reference
 	rep.Reference = RefInfo{Image: ref.Image, Weights: ref.Weights.String(), MD5Verified: ref.Weights.MD5Verified, Backend: ref.Backend}
 	if len(ref.Top) > 0 {
 		rep.Reference.Top = kernelext.FormatPredictions(ref.Top)
+	}
+	if opt.Spec.Task == grade.TaskFinetune {
+		if ref.History == nil || ref.Result == nil {
+			return nil, errors.New("grade: a fine-tuning exercise needs the reference training run (grade.ComputeFinetuneReference)")
+		}
+		rep.Reference.Schedule = ref.Schedule.String()
+		rep.Reference.Data = ref.Data
+		rep.Reference.ValAccuracy = ref.History.Get("val_accuracy")
+		rep.Reference.Result = float64(ref.Result.Data[0])
+		rep.Reference.Prediction = ref.Prediction
+		if ref.BookNote != "" {
+			rep.Notes = append(rep.Notes, ref.BookNote)
+		}
 	}
 	applied, err := ref.CheckBook()
 	if err != nil {

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,17 @@ func testReference(t *testing.T, id string) (*grade.Spec, *grade.Reference) {
 		return spec, r
 	}
 	start := time.Now()
+	if spec.Task == grade.TaskFinetune {
+		// Exercise 8.03 trains: the notebook's quick schedule on the shipped sample.
+		r, err := grade.ComputeFinetuneReference(context.Background(), spec, grade.FinetuneOptions{Schedule: grade.QuickSchedule})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reference %s: %v (val_accuracy %v, result %v, %q)", spec.ID, time.Since(start).Round(time.Millisecond),
+			r.History.Get("val_accuracy"), r.Result.Data, r.Prediction)
+		refCache[spec.ID] = r
+		return spec, r
+	}
 	r, err := grade.ComputeReference(context.Background(), spec, grade.ReferenceOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +124,13 @@ func gradeBatch(t *testing.T, id string, jobs int, timeout time.Duration, noWarm
 	if err != nil {
 		t.Fatal(err)
 	}
+	var env []string
+	if spec.Task == grade.TaskFinetune {
+		env = ref.Schedule.Env("")
+	}
 	rep, err := Grade(context.Background(), Options{
 		Spec: spec, Reference: ref, Repo: repo, Jobs: jobs, Timeout: timeout, NoWarmup: noWarmup,
-		ExecutedDir: t.TempDir(), Log: testLog{t},
+		ExecutedDir: t.TempDir(), Log: testLog{t}, Env: env,
 	}, paths)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +150,7 @@ func (l testLog) Write(b []byte) (int, error) {
 // scores nothing, each check saying which variable is still empty.
 func TestSolutionsFullMarks(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs five notebooks through Jupyter (about four minutes)")
+		t.Skip("runs six notebooks through Jupyter (about six minutes)")
 	}
 	needGrading(t)
 	repo, err := reference.ModuleRoot()
@@ -194,4 +210,93 @@ func logChecks(t *testing.T, r *Result) {
 	for _, c := range r.Checks {
 		t.Logf("%s %-20s passed=%-5v %s", r.Student, c.ID, c.Passed, c.Detail)
 	}
+}
+
+// Exercise 8.03 on the notebook's quick schedule: typical mistakes lose exactly their checks.
+// The reference run (stand-in weights, seeded generators) predicts about 2e-9 for
+// test_image_2.jpg from its raw pixels and about 0.3 from rescaled ones, so rescaling the photo
+// (right for a model trained on rescaled images, but not what the book computes) costs the
+// hidden result check and nothing else.
+func TestExercise803Mistakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains VGG16's head in three notebooks through Jupyter (about four minutes)")
+	}
+	needGrading(t)
+	repo, err := reference.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, ref := testReference(t, "8.03")
+	if r := ref.Result.Data[0]; r > 1e-3 {
+		t.Fatalf("the reference's result %v is not the saturated output the mistakes below are chosen for", r)
+	}
+	b, err := os.ReadFile(filepath.Join(repo, spec.Solution))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	variants := map[string]struct {
+		old, new string
+		lost     []string
+	}{
+		"rescaled-image": {"testImage())\n", "rescaled(testImage()))\n", []string{"result-values"}},
+		"no-validation": {"\t\tValidationData: training.NewSequenceGenerator(testDataset, false), ValidationSteps: valSteps,\n", "",
+			[]string{"history-keys", "val-accuracy-epoch1"}},
+		"answers-swapped": {"return \"It is a flower\"\n\t}\n\treturn \"It is a car\"", "return \"It is a car\"\n\t}\n\treturn \"It is a flower\"",
+			[]string{"prediction-equal", "printed-prediction"}},
+	}
+	var paths []string
+	for name, v := range variants {
+		paths = append(paths, writeNotebook(t, dir, name, replaceInCells(t, b, v.old, v.new)))
+	}
+	rep := gradeBatch(t, spec.ID, 2, 10*time.Minute, true, paths...)
+	for _, r := range rep.Results {
+		lost := map[string]bool{}
+		for _, c := range variants[r.Student].lost {
+			lost[c] = true
+		}
+		for _, c := range r.Checks {
+			if c.Passed == lost[c.ID] {
+				t.Errorf("%s: %s passed=%v, want %v (%s)", r.Student, c.ID, c.Passed, !lost[c.ID], c.Detail)
+			}
+		}
+		if r.Problem != "" {
+			t.Errorf("%s: problem %q", r.Student, r.Problem)
+		}
+		logChecks(t, r)
+	}
+}
+
+// replaceInCells replaces old, which must occur exactly once in the notebook's cells, by new.
+func replaceInCells(t *testing.T, nb []byte, old, new string) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(nb, &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, c := range doc["cells"].([]any) {
+		cell := c.(map[string]any)
+		var src string
+		switch v := cell["source"].(type) {
+		case string:
+			src = v
+		case []any:
+			for _, line := range v {
+				src += line.(string)
+			}
+		}
+		if n := strings.Count(src, old); n > 0 {
+			found += n
+			cell["source"] = strings.Replace(src, old, new, 1)
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%q occurs %d times in the notebook's cells; want once", old, found)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

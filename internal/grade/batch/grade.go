@@ -26,13 +26,14 @@ const warmupCell = `import (
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
+	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/solutions/check"
 )
 
 var wbgradeWarmup = kernelext.NewArray(1, 2)
 
 %%
-_, _, _, _ = datasets.PredictionDir, applications.VGG16, nbcache.Enabled, check.Run
+_, _, _, _, _ = datasets.PredictionDir, applications.VGG16, nbcache.Enabled, check.Run, training.NewAdam
 fmt.Println("warm-up", wbgradeWarmup.ShapeString())
 `
 

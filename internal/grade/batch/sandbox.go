@@ -102,8 +102,9 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 			"WORKBOOK_GRADE_EXPORT=" + d.export,
 		},
 		Sanitize: []string{d.out, d.export},
-		Limits:   sandbox.Limits{FileSize: fileSizeLimit, OpenFiles: 8192},
+		Limits:   sandbox.Limits{FileSize: g.opt.FileSize, OpenFiles: 8192},
 	}
+	cfg.Env = append(cfg.Env, g.opt.Env...)
 	if weak {
 		cfg.Weak = true
 		cfg.Limits.AddressSpace = g.opt.Memory
@@ -116,7 +117,7 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	cfg.Tmpfs = []sandbox.TmpfsMount{{Target: "/tmp", SizeBytes: 1 << 30}, {Target: "/var/tmp", SizeBytes: 256 << 20}, {Target: "/dev/shm", SizeBytes: 256 << 20}}
 	// Read-only at their own paths: the toolchain, the modules, the checkout (and the XLA
 	// plugin) — reachable even where a parent folder is hidden.
-	needed := []string{h.goroot, h.gomodcache, h.repo}
+	needed := append([]string{h.goroot, h.gomodcache, h.repo}, g.opt.DataDirs...)
 	if h.pluginDir != "" {
 		needed = append(needed, h.pluginDir)
 	}
