@@ -310,6 +310,23 @@ def outro_md(nb):
     return "**What the book gets.** " + nb["outro"]
 
 
+def check_func(nb):
+    return ("Exercise" if nb["kind"] == "exercise" else "Activity") + nb["number"].replace(".", "")
+
+
+def check_md(nb):
+    return (f"**Check your work.** `check.{check_func(nb)}` runs the visible checks your instructor's "
+            "grader runs on `transformedImage`, `yPred` and `label` — the variables the grader "
+            "reads — and says what to fix when one fails; hidden checks are only counted. Its "
+            "reference is computed here, with the same weights as the notebook (one more "
+            "prediction, then cached).")
+
+
+def check_code(nb):
+    return ('import "github.com/transfer-learning-go/workbook/solutions/check"\n\n'
+            f"%%\ncheck.{check_func(nb)}(transformedImage, yPred, label)")
+
+
 def exercise_cells(nb):
     c = [("md", intro(nb, True)), ("md", setup_md()), ("code", SETUP_CELL),
          ("md", imports_md(nb, 1)), ("code", imports_code()),
@@ -322,6 +339,7 @@ def exercise_cells(nb):
          ("md", shape_md(8)), ("code", shape_code()),
          ("md", top5_md(nb, 9)), ("code", top5_code()),
          ("md", label_md(nb, 10)), ("code", label_code()),
+         ("md", check_md(nb)), ("code", check_code(nb)),
          ("md", outro_md(nb))]
     return c
 
@@ -434,6 +452,8 @@ def activity_cells(nb, solved):
     for step in range(1, 7):
         c.append(("md", activity_step_md(nb, step, solved)))
         c.append(("code", activity_solved_code(nb, step) if solved else activity_student_code(nb, step)))
+    c.append(("md", check_md(nb)))
+    c.append(("code", check_code(nb)))
     c.append(("md", outro_md(nb)))
     return c
 

@@ -478,6 +478,10 @@ func checkSolved(t *testing.T, o *oracle, nb notebook, n *nbrun.Notebook) {
 		t.Errorf("the preprocessed array is not printed as NumPy prints it; NumPy:\n%.400s", want)
 	}
 	checkPrediction(t, o, nb, row, all)
+	// The self-check of the last cell.
+	if !strings.Contains(all, "4 of 4 visible checks pass. 2 hidden check(s) are run by your instructor.\n") {
+		t.Error("the self-check does not pass all visible checks")
+	}
 }
 
 // checkImage compares the displayed PNG with the reference's Keras-loaded image (undoing
@@ -617,5 +621,10 @@ func checkStudent(t *testing.T, n *nbrun.Notebook) {
 	}
 	if todos != 5 {
 		t.Errorf("%d cells print a TODO hint, want 5 (steps 2 to 6)", todos)
+	}
+	// The self-check runs on the empty variables and says what is missing.
+	last := n.CodeCells()[len(n.CodeCells())-1]
+	if !strings.Contains(last.Stdout, "0 of 4 visible checks pass.") || !strings.Contains(last.Stdout, "transformedImage is nil") {
+		t.Errorf("the self-check of the unfilled notebook prints %q", last.Stdout)
 	}
 }
