@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
+	"github.com/transfer-learning-go/workbook/kernelext/applications/inference"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 )
@@ -48,6 +50,11 @@ const (
 // finetuneEpochHook, when set (tests), runs at the end of every epoch of either stage; an error
 // stops the run as a crash would, after the previous epoch's checkpoint was written.
 var finetuneEpochHook func(stage string, epoch int) error
+
+// bookWayOnFullModel, when set (tests), makes the book's way train the whole model in GoMLX
+// even where the frozen base could run on the workbook's inference code (finetuneSplit), so
+// that the two can be compared.
+var bookWayOnFullModel bool
 
 // cachedFlag is --cached-features[=K]: off, on with unaugmented features (K = 0), or K fixed
 // augmented copies per training image.
@@ -257,26 +264,38 @@ func runFinetune(args []string) error {
 		ValidationSteps: *valSteps, LineEvery: *lineEvery, Out: stdout, Checkpoint: ckpt("stage2.ckpt"),
 		Resume: *resume, Callbacks: hook("stage2")}
 
+	// Stage 1 checkpoints the whole model when it trains whole, the head alone when the head
+	// trains apart from the base (cached features, or the base on the workbook's inference code).
+	split := !cached.on && !bookWayOnFullModel && baseOnInference(b, ft.model)
+	stage1File := "stage1.ckpt"
+	if cached.on || split {
+		stage1File = "stage1-head.ckpt"
+	}
+	if *resume {
+		if err := checkStage1Checkpoint(*ckptDir, stage1File); err != nil {
+			return err
+		}
+	}
+	stage1 := training.FitOptions{Epochs: *epochs, StepsPerEpoch: *steps, ValidationData: valSeq,
+		ValidationSteps: *valSteps, LineEvery: *lineEvery, Out: stdout, Checkpoint: ckpt(stage1File),
+		Resume: *resume, Callbacks: hook("stage1")}
 	var hist *training.History
-	if !cached.on {
-		stage1 := training.FitOptions{Epochs: *epochs, StepsPerEpoch: *steps, ValidationData: valSeq,
-			ValidationSteps: *valSteps, LineEvery: *lineEvery, Out: stdout, Checkpoint: ckpt("stage1.ckpt"),
-			Resume: *resume, Callbacks: hook("stage1")}
+	switch {
+	case cached.on:
+		hist, err = finetuneCached(b, ft, full, base, selector, trainIt, testIt, trainAug, testPre, trainSeq, cached,
+			*batch, *seed, stage1, stage2, *lr2)
+	case split:
+		hist, err = finetuneSplit(b, ft, full, base, selector, trainSeq, stage1, stage2, *lr2)
+	default:
 		opts := training.FineTuneOptions{Base: base, Stage1: stage1, Stage2: stage2,
 			Stage2Optimizer: training.AdamWithLearningRate(*lr2)}
 		if *stage2Epochs > 0 {
 			opts.Unfreeze = []training.Selector{selector}
 		}
 		hist, err = training.FineTune(full, trainSeq, opts)
-		if err != nil {
-			return err
-		}
-	} else {
-		hist, err = finetuneCached(b, ft, full, base, selector, trainIt, testIt, trainAug, testPre, trainSeq, cached,
-			*epochs, *steps, *valSteps, *batch, *seed, *lineEvery, ckpt("stage1-head.ckpt"), *resume, hook("stage1"), stage2, *lr2)
-		if err != nil {
-			return err
-		}
+	}
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "\nHistory:\n%s", hist)
 
@@ -551,6 +570,7 @@ func writeFileAtomic(path string, data []byte) error {
 
 // finetuneModel is the exercise's network and the names the two training paths need.
 type finetuneModel struct {
+	model    string // "vgg16" or "resnet50"
 	app      *applications.Model
 	head     string // the new Dense layer ("dense_1")
 	baseLast string // last layer of the pretrained base (fc2, block5_pool, avg_pool...)
@@ -600,7 +620,7 @@ func buildFinetuneModel(b backends.Backend, model, weightsArg string, size int, 
 		return nil, err
 	}
 	layers := app.Layers()
-	ft := &finetuneModel{app: app, baseLast: layers[len(layers)-1].Name, weights: info}
+	ft := &finetuneModel{model: model, app: app, baseLast: layers[len(layers)-1].Name, weights: info}
 	ft.features = ft.baseLast
 	if model == "vgg16" {
 		app.AsSequential("sequential_1") // Keras' name for the book's keras.Sequential()
@@ -625,8 +645,7 @@ func buildFinetuneModel(b backends.Backend, model, weightsArg string, size int, 
 // trains the unfrozen layers on images.
 func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model, base training.Layered, selector training.Selector,
 	trainIt, testIt *datasets.DirectoryIterator, trainAug, testPre datasets.ImageDataGenerator, trainSeq training.Generator,
-	cached cachedFlag, epochs, steps, valSteps, batch int, seed int64, lineEvery int, ckpt string, resume bool,
-	hook []training.Callback, stage2 training.FitOptions, lr2 float64) (*training.History, error) {
+	cached cachedFlag, batch int, seed int64, stage1, stage2 training.FitOptions, lr2 float64) (*training.History, error) {
 	nTrain, nTest := trainIt.Samples(), testIt.Samples()
 	copies := max(cached.copies, 1)
 	fmt.Fprintf(stdout, "Cached features: %s runs once on each image (%s training image(s) × %d + %s test image(s) = %s forward passes); the head then trains on the stored %s outputs.\n",
@@ -640,14 +659,17 @@ func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model,
 	if err := training.Freeze(base); err != nil {
 		return nil, err
 	}
-	extractor, err := training.NewModel(b, ft.app.Context(), ft.app.Name(), training.ApplicationBase(ft.app, ft.features))
+	extract, note, err := baseExtractor(b, ft)
 	if err != nil {
 		return nil, err
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, note)
 	}
 	cache := &training.FeatureCache{
 		Model:      ft.featureID(),
 		Weights:    ft.weights.Digest,
-		Extract:    extractor.Predict,
+		Extract:    extract,
 		TargetSize: trainIt.TargetSize(),
 		Preprocess: testPre,
 		BatchSize:  batch,
@@ -678,28 +700,110 @@ func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model,
 	if err != nil {
 		return nil, err
 	}
+	head, err := newHead(b, ft)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "Stage 1: base frozen, training the head on cached features with %s.\n", head.Optimizer())
+	s1 := stage1
+	s1.ValidationData = gTest
+	hist, err := head.Fit(gTrain, s1)
+	if err != nil {
+		return hist, err
+	}
+	if err := adoptHead(head, full, ft); err != nil {
+		return hist, err
+	}
+	// Stage 2 cannot use the cache: the unfrozen layers change the features.
+	return finetuneStage2(full, base, selector, trainSeq, hist, stage1.Epochs, stage2, lr2, true)
+}
+
+// finetuneSplit is the book's way with the frozen base on the workbook's inference code: every
+// step draws the same freshly augmented batch from the same generator as the full model would
+// (the same draws in the same order; validation likewise, on the rescaled test batches), the
+// base maps it to its features outside GoMLX, and only the head trains in GoMLX. That is the
+// book's computation — the base is frozen, and VGG16 has neither dropout nor batch
+// normalisation, so training mode changes nothing in it — to float32 rounding, without running
+// the base on GoMLX's pure-Go backend. The head trains and checkpoints in a context of its own
+// (as finetuneCached's); once trained it goes into the full model, which then predicts, is
+// saved, and trains stage 2 on images (stage 2 changes the base, so it runs whole, in GoMLX).
+func finetuneSplit(b backends.Backend, ft *finetuneModel, full *training.Model, base training.Layered, selector training.Selector,
+	trainSeq training.Generator, stage1, stage2 training.FitOptions, lr2 float64) (*training.History, error) {
+	if err := training.Freeze(base); err != nil {
+		return nil, err
+	}
+	extract, note, err := baseExtractor(b, ft)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, note)
+	}
+	head, err := newHead(b, ft)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "Stage 1: base frozen, training the head with %s.\n", head.Optimizer())
+	s1 := stage1
+	if s1.ValidationData != nil {
+		s1.ValidationData = training.NewExtractGenerator(stage1.ValidationData, extract)
+	}
+	hist, err := head.Fit(training.NewExtractGenerator(trainSeq, extract), s1)
+	if err != nil {
+		return hist, err
+	}
+	if err := adoptHead(head, full, ft); err != nil {
+		return hist, err
+	}
+	return finetuneStage2(full, base, selector, trainSeq, hist, stage1.Epochs, stage2, lr2, false)
+}
+
+// newHead is the exercise's head alone — Dense(1, sigmoid) under the full model's layer name —
+// in a context of its own, compiled as the book compiles the whole model. Its initial weights
+// are the full model's (copied, not drawn again: applications and training.Dense draw
+// differently), so that every path starts from the same head.
+func newHead(b backends.Backend, ft *finetuneModel) (*training.Model, error) {
 	hctx := context.New()
-	hctx.SetParam(context.ParamInitialSeed, seed)
-	head, err := training.NewModel(b, hctx, full.Name, training.Dense(ft.head, 1, "sigmoid"))
+	if n, err := copyVariables(ft.app.Context(), hctx, "/"+ft.head, true); err != nil {
+		return nil, err
+	} else if n == 0 {
+		return nil, fmt.Errorf("the model has no variables under /%s to start the head from", ft.head)
+	}
+	head, err := training.NewModel(b, hctx, ft.app.Name(), training.Dense(ft.head, 1, "sigmoid"))
 	if err != nil {
 		return nil, err
 	}
 	if err := head.Compile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stdout, "Stage 1: base frozen, training the head on cached features with %s.\n", head.Optimizer())
-	hist, err := head.Fit(gTrain, training.FitOptions{Epochs: epochs, StepsPerEpoch: steps, ValidationData: gTest,
-		ValidationSteps: valSteps, LineEvery: lineEvery, Out: stdout, Checkpoint: ckpt, Resume: resume, Callbacks: hook})
-	if err != nil {
-		return hist, err
+	return head, nil
+}
+
+// adoptHead puts the trained head into the full model: its weights and the optimizer's state
+// (step count and Adam's moments, which live under the same variable names in both contexts),
+// with the full model compiled with the head's optimizer — what training the whole model would
+// have left, so that model.save keeps the optimizer state, as Keras' does.
+func adoptHead(head, full *training.Model, ft *finetuneModel) error {
+	if err := full.Compile(head.Optimizer(), training.BinaryCrossentropy, training.Accuracy); err != nil {
+		return err
 	}
-	if err := copyVariables(hctx, ft.app.Context(), "/"+ft.head); err != nil {
-		return hist, err
+	if n, err := copyVariables(head.Context(), full.Context(), "/"+ft.head, false); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("no trained variables under /%s", ft.head)
 	}
+	_, err := copyVariables(head.Context(), full.Context(), training.OptimizerScope, true)
+	return err
+}
+
+// finetuneStage2 is stage 2 after a head trained apart: the selected layers unfrozen, a fresh
+// Adam(lr2), the full model trained on images, its epochs numbered after stage 1's. onImages
+// says so in the log (after cached features); otherwise the line is the full-model path's.
+func finetuneStage2(full *training.Model, base training.Layered, selector training.Selector, trainSeq training.Generator,
+	hist *training.History, stage1Epochs int, stage2 training.FitOptions, lr2 float64, onImages bool) (*training.History, error) {
 	if stage2.Epochs == 0 {
 		return hist, nil
 	}
-	// Stage 2 cannot use the cache: the unfrozen layers change the features.
 	if err := training.Unfreeze(base, selector); err != nil {
 		return hist, err
 	}
@@ -707,45 +811,102 @@ func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model,
 	if err := full.Compile(opt2, training.BinaryCrossentropy, training.Accuracy); err != nil {
 		return hist, err
 	}
-	fmt.Fprintf(stdout, "Stage 2: %v unfrozen, training on images with %s.\n", selector, opt2)
+	if onImages {
+		fmt.Fprintf(stdout, "Stage 2: %v unfrozen, training on images with %s.\n", selector, opt2)
+	} else { // training.FineTune's line, as the full-model path prints it
+		fmt.Fprintf(stdout, "Stage 2: %v unfrozen, training with %s.\n", []training.Selector{selector}, opt2)
+	}
 	s2 := stage2
-	s2.InitialEpoch, s2.Epochs = epochs, epochs+stage2.Epochs
+	s2.InitialEpoch, s2.Epochs = stage1Epochs, stage1Epochs+stage2.Epochs
 	h2, err := full.Fit(trainSeq, s2)
 	return mergeHistories(hist, h2), err
 }
 
-// copyVariables copies the variables under scope (e.g. "/dense_1") from one context to another,
-// where they must already exist with the same shape.
-func copyVariables(from, to *context.Context, scope string) error {
+// checkStage1Checkpoint refuses to resume a run whose stage 1 checkpoint is of the other kind:
+// the whole model's (stage1.ckpt, the base computed in GoMLX) where this run trains the head
+// apart (stage1-head.ckpt), or the reverse — which happens when the backend changed between
+// the runs. Starting over silently would throw the finished epochs away.
+func checkStage1Checkpoint(dir, want string) error {
+	other := map[string]string{"stage1.ckpt": "stage1-head.ckpt", "stage1-head.ckpt": "stage1.ckpt"}[want]
+	if _, err := os.Stat(filepath.Join(dir, want)); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, other)); err != nil {
+		return nil
+	}
+	kind := map[string]string{"stage1.ckpt": "the whole model, its base computed in GoMLX",
+		"stage1-head.ckpt": "the head alone, trained apart from the frozen base"}
+	return fmt.Errorf("--resume: %s holds %s (%s), but this run checkpoints %s (%s): resume with the backend the run was started with ($%s)",
+		dir, other, kind[other], want, kind[want], backend.EnvBackend)
+}
+
+// baseOnInference reports whether the frozen base's forward pass runs on the workbook's own
+// inference code (kernelext/applications/inference) rather than in GoMLX: on GoMLX's pure-Go
+// backend, which multiplies with scalar Go code, for VGG16, where the CPU has AVX2 and FMA.
+// XLA backends keep GoMLX.
+func baseOnInference(b backends.Backend, model string) bool {
+	_, pureGo := b.(*simplego.Backend)
+	return pureGo && model == "vgg16" && gemm.Accelerated()
+}
+
+// baseExtractor is the frozen base's forward pass up to ft.features, for the feature cache and
+// the book's way: on the workbook's own SIMD code where baseOnInference says so — the same
+// computation, equal to float32 rounding, for a fraction of the CPU time; note is the line
+// that says so — else a GoMLX model on the base's variables (note "").
+func baseExtractor(b backends.Backend, ft *finetuneModel) (extract func(*kernelext.Array) (*kernelext.Array, error), note string, err error) {
+	if baseOnInference(b, ft.model) {
+		net, err := inference.NewVGG16(ft.app, ft.features)
+		if err != nil {
+			return nil, "", err
+		}
+		note = fmt.Sprintf("Frozen VGG16 base: its forward pass runs on the workbook's own %s code (kernelext/applications/inference) instead of GoMLX's pure-Go backend, the head trains in GoMLX: the same values to float32 rounding, %s",
+			gemm.KernelName(), inferenceSpeedNote)
+		return net.Predict, note, nil
+	}
+	extractor, err := training.NewModel(b, ft.app.Context(), ft.app.Name(), training.ApplicationBase(ft.app, ft.features))
+	if err != nil {
+		return nil, "", err
+	}
+	return extractor.Predict, "", nil
+}
+
+// inferenceSpeedNote is what BenchmarkVGG16Features (kernelext/applications/inference)
+// measured, both paths in the same run at batch 8, VGG16 to fc2 at 224×224.
+const inferenceSpeedNote = "for about a ninth of the CPU time (measured on a 2-core AMD EPYC with AVX2: 0.41 vs 3.8 CPU-seconds per 224×224 image)."
+
+// copyVariables copies the variables under scope (e.g. "/dense_1") from one context to another
+// and returns how many it copied. Without create they must already exist there with the same
+// shape; with create, missing ones are made (trainable as in the source).
+func copyVariables(from, to *context.Context, scope string, create bool) (int, error) {
 	n := 0
 	for v := range from.IterVariables() {
 		if v.Scope() != scope && !strings.HasPrefix(v.Scope(), scope+"/") {
 			continue
 		}
-		dst := to.InspectVariable(v.Scope(), v.Name())
-		if dst == nil {
-			return fmt.Errorf("the model has no variable %s/%s to receive the trained head", v.Scope(), v.Name())
-		}
 		val, err := v.Value()
 		if err != nil {
-			return err
+			return n, err
 		}
-		if !dst.Shape().Equal(val.Shape()) {
-			return fmt.Errorf("head variable %s/%s has shape %s, the model's %s", v.Scope(), v.Name(), val.Shape(), dst.Shape())
+		clone, err := val.LocalClone()
+		if err != nil {
+			return n, err
 		}
-		var data []float32
-		if err := val.ConstFlatData(func(flat any) { data = slices.Clone(flat.([]float32)) }); err != nil {
-			return err
-		}
-		if err := dst.SetValue(tensors.FromFlatDataAndDimensions(data, val.Shape().Dimensions...)); err != nil {
-			return err
+		dst := to.InspectVariable(v.Scope(), v.Name())
+		switch {
+		case dst == nil && create:
+			to.InAbsPath(v.Scope()).Checked(false).VariableWithValue(v.Name(), clone).SetTrainable(v.Trainable)
+		case dst == nil:
+			return n, fmt.Errorf("the model has no variable %s/%s to receive the trained head", v.Scope(), v.Name())
+		case !dst.Shape().Equal(val.Shape()):
+			return n, fmt.Errorf("variable %s/%s has shape %s, the receiving model's %s", v.Scope(), v.Name(), val.Shape(), dst.Shape())
+		default:
+			if err := dst.SetValue(clone); err != nil {
+				return n, err
+			}
 		}
 		n++
 	}
-	if n == 0 {
-		return fmt.Errorf("no trained variables under %s", scope)
-	}
-	return nil
+	return n, nil
 }
 
 // mergeHistories appends b's epochs to a (stage 2 after stage 1).

@@ -19,6 +19,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
@@ -135,14 +136,32 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
-// benchOursBookWay is the book's way on the workbook's code: every step draws 32 freshly
-// augmented images and runs them through frozen VGG16 and the head (forward and head update).
+// benchOursBookWay is the book's way on the workbook's code, as finetune runs it: every step
+// draws 32 freshly augmented images, runs them through frozen VGG16 and updates the head. On
+// the pure-Go backend with AVX2 the base runs on the workbook's inference code and the head
+// alone trains in GoMLX (finetuneSplit); elsewhere the whole model runs in GoMLX.
 func benchOursBookWay(b *testing.B) {
 	steps := benchSteps(b)
-	_, full := benchModel(b)
+	ft, full := benchModel(b)
 	train, test := sampleIterators(b)
-	gen := training.NewSequenceGenerator(train, false)
-	defer gen.Close()
+	seq := training.NewSequenceGenerator(train, false)
+	defer seq.Close()
+	valSeq := training.NewSequenceGenerator(test, false)
+	defer valSeq.Close()
+	model, gen, valGen := full, training.Generator(seq), training.Generator(valSeq)
+	base := "GoMLX, whole model"
+	if be := ft.app.Backend(); !bookWayOnFullModel && baseOnInference(be, ft.model) {
+		extract, _, err := baseExtractor(be, ft)
+		if err != nil {
+			b.Fatal(err)
+		}
+		head, err := newHead(be, ft)
+		if err != nil {
+			b.Fatal(err)
+		}
+		model, gen, valGen = head, training.NewExtractGenerator(seq, extract), training.NewExtractGenerator(valSeq, extract)
+		base = "workbook inference code (" + gemm.KernelName() + "), head in GoMLX"
+	}
 	// Step times: full batches of 32 only (the sample's 80 images make a pass of 32, 32 and 16),
 	// after the first step (which compiles the training graph).
 	var all, times []time.Duration
@@ -154,7 +173,7 @@ func benchOursBookWay(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := full.TrainOnBatch(x, y); err != nil {
+		if _, err := model.TrainOnBatch(x, y); err != nil {
 			b.Fatal(err)
 		}
 		all = append(all, time.Since(t0))
@@ -171,13 +190,11 @@ func benchOursBookWay(b *testing.B) {
 	stepCPU := median(cpus)
 	// Two validation steps over the sample's 32 test images; the second is timed (the first
 	// compiles the inference graph).
-	valGen := training.NewSequenceGenerator(test, false)
-	defer valGen.Close()
 	var val, valCPU float64
 	var acc []float64
 	for range 2 {
 		t0, c0 := time.Now(), cpuSeconds()
-		r, err := full.Evaluate(valGen, 1, training.ValLossLastBatch)
+		r, err := model.Evaluate(valGen, 1, training.ValLossLastBatch)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -185,8 +202,8 @@ func benchOursBookWay(b *testing.B) {
 	}
 	full64 := float64(fullTrainSteps)*step + float64(fullValSteps)*val
 	fullCPU := float64(fullTrainSteps)*stepCPU + float64(fullValSteps)*valCPU
-	b.Logf("ours, book's way: steps %v; full batches after the first: %v, CPU %.1f s; validation step %.1f s (CPU %.1f s); full task ≈ %d × %.1f s + %d × %.1f s = %.1f h; CPU time %.1f h (/%d cores = %.1f h)",
-		all, times, cpus, val, valCPU, fullTrainSteps, step, fullValSteps, val, hours(full64), hours(fullCPU), runtime.NumCPU(), hours(fullCPU)/float64(runtime.NumCPU()))
+	b.Logf("ours, book's way (base: %s): steps %v; full batches after the first: %v, CPU %.1f s; validation step %.1f s (CPU %.1f s); full task ≈ %d × %.1f s + %d × %.1f s = %.1f h; CPU time %.1f h (/%d cores = %.1f h)",
+		base, all, times, cpus, val, valCPU, fullTrainSteps, step, fullValSteps, val, hours(full64), hours(fullCPU), runtime.NumCPU(), hours(fullCPU)/float64(runtime.NumCPU()))
 	b.ReportMetric(step*1e9, "ns/op")
 	b.ReportMetric(step, "s/step")
 	b.ReportMetric(val, "s/val_step")
@@ -205,12 +222,17 @@ func benchOursCached(b *testing.B) {
 	ft, _ := benchModel(b)
 	train, test := sampleIterators(b)
 	be := ft.app.Backend()
-	extractor, err := training.NewModel(be, ft.app.Context(), ft.app.Name(), training.ApplicationBase(ft.app, ft.features))
+	// The extractor finetune --cached-features uses: on the pure-Go backend, VGG16 on the
+	// workbook's own inference code.
+	extract, note, err := baseExtractor(be, ft)
 	if err != nil {
 		b.Fatal(err)
 	}
+	if note != "" {
+		b.Log(note)
+	}
 	// The one-time cost per image: a batch of 32 test images through the base, twice; the
-	// second is timed (the first compiles the graph).
+	// second is timed (the first compiles the graph, for GoMLX).
 	batch, err := test.Batch(0)
 	if err != nil {
 		b.Fatal(err)
@@ -219,7 +241,7 @@ func benchOursCached(b *testing.B) {
 	var base, baseCPU float64
 	for range 2 {
 		t0, c0 := time.Now(), cpuSeconds()
-		if _, err := extractor.Predict(batch.X); err != nil {
+		if _, err := extract(batch.X); err != nil {
 			b.Fatal(err)
 		}
 		base = time.Since(t0).Seconds() / float64(len(batch.Index))
@@ -228,7 +250,7 @@ func benchOursCached(b *testing.B) {
 
 	// The head on cached features: the sample's features (computed once, then kept in the user
 	// cache folder under the stand-in weights' digest).
-	cache := &training.FeatureCache{Model: ft.featureID(), Weights: ft.weights.Digest, Extract: extractor.Predict,
+	cache := &training.FeatureCache{Model: ft.featureID(), Weights: ft.weights.Digest, Extract: extract,
 		TargetSize: [2]int{224, 224}, Preprocess: datasets.ImageDataGenerator{Rescale: 1. / 255}, Out: io.Discard}
 	b.StopTimer()
 	trainX, err := cache.Features(train.Filepaths())

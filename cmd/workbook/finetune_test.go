@@ -2,18 +2,24 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/internal/gemm"
+	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
+	"github.com/transfer-learning-go/workbook/weights"
 )
 
 // sampleImages returns n image paths of the shipped sample's class folder.
@@ -184,11 +190,59 @@ func variables(t *testing.T, path string) map[string][]byte {
 	return out
 }
 
-// TestFinetuneFreezeThenUnfreeze runs both stages end to end and compares the weights saved
-// after each, byte for byte: stage 1 changes the head only; stage 2 changes block 5 and the
-// head, and leaves blocks 1–4 bit-identical.
+// bookWayPath is one of the two ways the book's way can run: the whole model in GoMLX, or the
+// frozen base on the workbook's inference code and the head in GoMLX (where the CPU allows).
+type bookWayPath struct {
+	name  string
+	split bool
+}
+
+// bookWayPaths lists the paths this machine can run; use selects one for the test.
+func bookWayPaths(t *testing.T) []bookWayPath {
+	t.Helper()
+	paths := []bookWayPath{{"whole model in GoMLX", false}}
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if baseOnInference(b, "vgg16") {
+		paths = append(paths, bookWayPath{"base on the inference code", true})
+	} else {
+		t.Logf("the base runs in GoMLX here (backend %s, gemm kernel %s): only the whole-model path is tested", backend.Describe(b), gemm.KernelName())
+	}
+	return paths
+}
+
+func (p bookWayPath) use(t *testing.T) {
+	bookWayOnFullModel = !p.split
+	t.Cleanup(func() { bookWayOnFullModel = false })
+}
+
+// stage1File is the file stage 1 checkpoints to: the whole model, or the head alone.
+func (p bookWayPath) stage1File() string {
+	if p.split {
+		return "stage1-head.ckpt"
+	}
+	return "stage1.ckpt"
+}
+
+// TestFinetuneFreezeThenUnfreeze runs both stages end to end, on each path, and compares the
+// weights saved after each, byte for byte: stage 1 changes the head only; stage 2 changes block
+// 5 and the head, and leaves blocks 1–4 bit-identical. Where the head trains apart from the base
+// (the split path), stage 1's checkpoint holds the head alone, and the base cannot change in
+// stage 1 (its variables are not in the head's context): there the base is compared between
+// the start and the end.
 func TestFinetuneFreezeThenUnfreeze(t *testing.T) {
 	needGoBackend(t)
+	for _, path := range bookWayPaths(t) {
+		t.Run(path.name, func(t *testing.T) {
+			path.use(t)
+			freezeThenUnfreeze(t, path)
+		})
+	}
+}
+
+func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "1", "--stage2-epochs", "1",
@@ -197,11 +251,15 @@ func TestFinetuneFreezeThenUnfreeze(t *testing.T) {
 		t.Fatalf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, w := range []string{"Found 8 images belonging to 2 classes.", "Found 4 images belonging to 2 classes.",
-		"Stage 1: base frozen", "Epoch 1/1", "Stage 2: [layers \"block5_\"*] unfrozen", "Epoch 2/2",
+		"Stage 1: base frozen, training the head with Adam(", "Epoch 1/1", "Stage 2: [layers \"block5_\"*] unfrozen", "Epoch 2/2",
 		"It is a ", "Saved the model to"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
+	}
+	const note = "Frozen VGG16 base: its forward pass runs on the workbook's own"
+	if n := strings.Count(out, note); (path.split && n != 1) || (!path.split && n != 0) {
+		t.Errorf("the line saying where the base runs appears %d times:\n%s", n, out)
 	}
 
 	// The initial weights: the same model, built as the command builds it.
@@ -222,21 +280,30 @@ func TestFinetuneFreezeThenUnfreeze(t *testing.T) {
 		t.Fatal(err)
 	}
 	v0 := variables(t, initial)
-	v1 := variables(t, filepath.Join(dir, "stage1.ckpt"))
+	v1 := variables(t, filepath.Join(dir, path.stage1File()))
 	v2 := variables(t, filepath.Join(dir, "stage2.ckpt"))
 	vOut := variables(t, filepath.Join(dir, "model.ckpt"))
 
 	checked := map[string]int{}
 	for name, w0 := range v0 {
 		w1, w2 := v1[name], v2[name]
-		if w1 == nil || w2 == nil {
-			t.Errorf("%s missing from a checkpoint", name)
+		layer := strings.Split(strings.TrimPrefix(name, "/"), "/")[0]
+		base := layer != ft.head
+		switch {
+		case w2 == nil:
+			t.Errorf("%s missing from the stage 2 checkpoint", name)
+			continue
+		case path.split && base && w1 != nil:
+			t.Errorf("%s is in the head's stage 1 checkpoint", name)
+		case path.split && base:
+			w1 = w0 // the base is not in the head's context: stage 1 cannot change it
+		case w1 == nil:
+			t.Errorf("%s missing from the stage 1 checkpoint", name)
 			continue
 		}
 		if !bytes.Equal(w2, vOut[name]) {
 			t.Errorf("%s: the saved model differs from the last checkpoint", name)
 		}
-		layer := strings.Split(strings.TrimPrefix(name, "/"), "/")[0]
 		switch {
 		case strings.HasPrefix(layer, "block5_"):
 			checked["block5"]++
@@ -270,6 +337,10 @@ func TestFinetuneFreezeThenUnfreeze(t *testing.T) {
 // that epoch's checkpoint is written) and continues it with --resume.
 func TestFinetuneResume(t *testing.T) {
 	needGoBackend(t)
+	// The path the command takes here: the head apart from the base where the base runs on the
+	// inference code (its checkpoint then holds the head alone), else the whole model.
+	paths := bookWayPaths(t)
+	path := paths[len(paths)-1]
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	crash := errors.New("simulated crash")
@@ -284,7 +355,7 @@ func TestFinetuneResume(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "simulated crash") {
 		t.Fatalf("interrupted run: status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	ckpt := filepath.Join(dir, "stage1.ckpt")
+	ckpt := filepath.Join(dir, path.stage1File())
 	info, err := training.ReadCheckpointInfo(ckpt)
 	if err != nil {
 		t.Fatal(err)
@@ -301,6 +372,16 @@ func TestFinetuneResume(t *testing.T) {
 	if code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--batch", "2", "--checkpoint-dir", dir, "--resume", "--out", "")...); code != 1 ||
 		!strings.Contains(errOut, "written by a run with other settings") {
 		t.Errorf("resume with another batch size: status %d, stderr %q", code, errOut)
+	}
+	// Nor where the other path would train stage 1 (another backend): its checkpoint is of
+	// another kind.
+	if path.split {
+		bookWayOnFullModel = true
+		code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--resume", "--out", "")...)
+		bookWayOnFullModel = false
+		if code != 1 || !strings.Contains(errOut, "holds stage1-head.ckpt (the head alone, trained apart from the frozen base), but this run checkpoints stage1.ckpt") {
+			t.Errorf("resume on the whole-model path: status %d, stderr %q", code, errOut)
+		}
 	}
 
 	code, out, errOut = runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--resume", "--out", "")...)
@@ -370,4 +451,137 @@ func TestFinetuneUnfreezeChecked(t *testing.T) {
 		strings.Contains(out, "Epoch 1/") {
 		t.Errorf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+}
+
+// TestFinetuneSplitMatchesWholeModel runs the book's way twice on the shipped sample with the
+// seeded stand-in VGG16 weights (internal/reference): the whole model in GoMLX, and the frozen
+// base on the workbook's inference code with the head alone in GoMLX. Same generators, same
+// draws, same initial head: the histories, the trained head and the optimizer state agree to
+// float32 rounding, and the base is the same bits. 64×64 inputs (include_top=False + Flatten,
+// 2048 features) keep the whole-model run, VGG16 forward on GoMLX's pure-Go backend, to
+// seconds.
+func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
+	needGoBackend(t)
+	paths := bookWayPaths(t)
+	if len(paths) < 2 {
+		t.Skip("the frozen base cannot run on the inference code here")
+	}
+	w := filepath.Join(reference.Dir(t), weights.VGG16NoTop)
+	type result struct {
+		out  string
+		hist *training.History
+		vars map[string][]byte
+	}
+	results := make([]result, len(paths))
+	for i, path := range paths {
+		path.use(t)
+		dir := t.TempDir()
+		code, out, errOut := runCLI(t, "finetune", "--data", datasets.MustSampleDir(), "--weights", w, "--size", "64",
+			"--batch", "4", "--epochs", "2", "--steps", "2", "--val-steps", "1", "--line-every", "0",
+			"--checkpoint-dir", dir, "--out", filepath.Join(dir, "model.ckpt"))
+		if code != 0 {
+			t.Fatalf("%s: status %d\nstdout:\n%s\nstderr:\n%s", path.name, code, out, errOut)
+		}
+		info, err := training.ReadCheckpointInfo(filepath.Join(dir, path.stage1File()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		results[i] = result{out, info.History, variables(t, filepath.Join(dir, "model.ckpt"))}
+	}
+	whole, split := results[0], results[1]
+	t.Logf("whole model:\n%s\nsplit:\n%s", whole.hist, split.hist)
+
+	// The log: the same lines up to the numbers, plus one line saying where the base runs.
+	stage1 := func(out string) string {
+		i := strings.Index(out, "Stage 1:")
+		return out[i : i+strings.Index(out[i:], "\n")]
+	}
+	if stage1(whole.out) != stage1(split.out) {
+		t.Errorf("stage 1 lines differ:\n%s\n%s", stage1(whole.out), stage1(split.out))
+	}
+
+	if strings.Join(whole.hist.Names, ",") != strings.Join(split.hist.Names, ",") || len(whole.hist.Epoch) != 2 || len(split.hist.Epoch) != 2 {
+		t.Fatalf("histories differ in shape:\n%s\n%s", whole.hist, split.hist)
+	}
+	histDiff := 0.0
+	for _, n := range whole.hist.Names {
+		for e := range whole.hist.Epoch {
+			a, b := whole.hist.Value[n][e], split.hist.Value[n][e]
+			histDiff = max(histDiff, math.Abs(a-b))
+			if math.Abs(a-b) > 1e-5 {
+				t.Errorf("epoch %d %s: whole model %.7f, split %.7f", e+1, n, a, b)
+			}
+		}
+	}
+
+	// The saved models: the same variables; the base bit for bit (frozen, and copied from the
+	// same file), the head and the optimizer's state to float32 rounding.
+	b, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := buildFinetuneModel(b, "vgg16", w, 64, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head0, err := ft.app.Context().InspectVariable("/"+ft.head, "kernel").Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial, err := tensors.CopyFlatData[float32](head0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.vars) != len(split.vars) {
+		t.Errorf("%d variables in the whole model's file, %d in the split run's", len(whole.vars), len(split.vars))
+	}
+	compared, varDiff := 0, 0.0
+	for name, a := range whole.vars {
+		c := split.vars[name]
+		switch {
+		case c == nil:
+			t.Errorf("%s missing from the split run's model", name)
+		case strings.HasPrefix(name, "/block"):
+			if !bytes.Equal(a, c) {
+				t.Errorf("%s differs", name)
+			}
+		case name == "/optimizer/iterations":
+			if !bytes.Equal(a, c) {
+				t.Errorf("optimizer iterations differ")
+			}
+		default:
+			fa, fc := float32s(a), float32s(c)
+			for i := range fa {
+				d := math.Abs(float64(fa[i] - fc[i]))
+				varDiff = max(varDiff, d)
+				if d > 1e-5+1e-4*math.Abs(float64(fa[i])) {
+					t.Errorf("%s[%d]: whole model %v, split %v", name, i, fa[i], fc[i])
+					break
+				}
+			}
+			compared++
+		}
+	}
+	// dense_1 kernel and bias, Adam's two moments of each.
+	if compared != 6 {
+		t.Errorf("%d head and optimizer variables compared, want 6", compared)
+	}
+	// Not a vacuous agreement: the head moved away from where both runs started.
+	moved := 0.0
+	for i, v := range float32s(whole.vars["/"+ft.head+"/kernel"]) {
+		moved = max(moved, math.Abs(float64(v-initial[i])))
+	}
+	if moved < 1e-3 {
+		t.Errorf("the head's kernel moved by at most %g in 4 Adam steps of 0.001", moved)
+	}
+	t.Logf("largest differences: history %.2g, head and optimizer state %.2g; the head moved by up to %.2g", histDiff, varDiff, moved)
+}
+
+// float32s decodes little-endian float32 bytes.
+func float32s(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
 }

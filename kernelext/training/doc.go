@@ -92,4 +92,9 @@
 // them in milliseconds per epoch, and the full model predicts on images with the trained head.
 // The price is augmentation: unaugmented features, or K fixed augmented copies per image
 // (Augmented) instead of Keras' fresh random transform at every use. See FeatureCache.
+//
+// ExtractGenerator is the same split without storing anything: it maps each freshly augmented
+// batch through the frozen base (computed wherever is fastest, e.g. outside GoMLX) before the
+// head-only model trains on it — the same steps as training the whole model, to float32
+// rounding, the base's forward pass still paid on every step.
 package training
