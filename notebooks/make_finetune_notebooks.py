@@ -36,6 +36,8 @@ MEASURED = dict(
     total_h="30",           # the book's 10 epochs
     torch_step_s="7.5",     # PyTorch 1.13 on the same CPU, same step
     book_epoch_s="2083",    # the book's laptop, epoch 1 (its log line)
+    cli_h="2.4",            # workbook finetune, the book's way, base on the inference code
+    cached_h="0.7",         # workbook finetune --cached-features
 )
 
 SCHEDULE_MD = (
@@ -54,8 +56,12 @@ SCHEDULE_MD = (
     "{rows}\n\n"
     "`WORKBOOK_QUICK=1` is what the automatic tests run: it checks that every cell works, not "
     "that the model learns. A value set explicitly wins over `WORKBOOK_QUICK`. The command "
-    "`go run ./cmd/workbook finetune` runs the same exercise from a terminal, with a faster path "
-    "that computes VGG16's features once per image (`--cached-features`).")
+    "`go run ./cmd/workbook finetune` runs the same exercise from a terminal, and without a GPU "
+    "it is the fast way: its frozen VGG16 runs on the workbook's own AVX2 code instead of "
+    "GoMLX's pure-Go backend (the same values to float32 rounding), so the book's schedule takes "
+    "about {cli_h} hours on the same two cores, and about {cached_h} hours with "
+    "`--cached-features`, which computes VGG16's features once per image "
+    "(notebooks/FINETUNING.md).")
 
 COMMON_NOTES = (
     "**How these Go notebooks run.** GoNB compiles and runs every cell as a new program: "
