@@ -490,7 +490,7 @@ func TestParseSpecFinetune(t *testing.T) {
 		"unknown task":              {`"task": "finetune"`, `"task": "train"`},
 		"resnet base":               {`"model": "vgg16"`, `"model": "resnet50"`},
 		"bad digits":                {`"digits": 1`, `"digits": 0`},
-		"bad limit":                 {`"memory": "10GiB"`, `"memory": "lots"`},
+		"bad limit":                 {`"memory": "16GiB"`, `"memory": "lots"`},
 		"book top":                  {`"prediction": "It is a car"`, `"prediction": "It is a car", "top": [{"wnid": "n", "label": "l", "score": 1, "atol": 1}]`},
 	} {
 		bad := strings.Replace(string(b), c[0], c[1], 1)
