@@ -10,22 +10,7 @@ Edit this script and run it again rather than editing the .ipynb files by hand. 
 costs quoted in the markdown come from `go test -bench Finetune ./cmd/workbook` (see
 notebooks/FINETUNING.md); update MEASURED when they change.
 """
-import hashlib
-import os
-import sys
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-# The setup cell documented in notebooks/README.md.
-SETUP_CELL = r'''!*ROOT="$(cd "$GONB_DIR" && go env GOMOD)"; ROOT="${ROOT%/go.mod}"; \
-  [ -f "$ROOT/go.mod" ] || { echo "setup cell: $GONB_DIR is not inside the workbook checkout" >&2; exit 1; }; \
-  go mod edit -replace=github.com/transfer-learning-go/workbook="$ROOT" \
-    -require=github.com/transfer-learning-go/workbook@v0.0.0 && \
-  cat "$ROOT/go.sum" >> go.sum && echo "workbook packages from $ROOT"'''
+from make_notebooks import SETUP_CELL, build, write_all
 
 # Costs measured on the 2-core development machine (pure-Go backend), from the benchmarks in
 # cmd/workbook (BenchmarkFinetune*); see notebooks/FINETUNING.md for the commands.
@@ -763,21 +748,6 @@ NOTEBOOKS = [
 ]
 
 
-def build(cells, name):
-    nb = new_notebook()
-    for i, (kind, src) in enumerate(cells):
-        # Stable cell ids, so that regenerating an unchanged notebook changes nothing.
-        cid = hashlib.sha1(f"{name}/{i}".encode()).hexdigest()[:8]
-        cell = new_markdown_cell(src) if kind == "md" else new_code_cell(src)
-        cell.id = cid
-        nb.cells.append(cell)
-    nb.metadata = {
-        "kernelspec": {"name": "gonb", "display_name": "Go (gonb)", "language": "go"},
-        "language_info": {"name": "go"},
-    }
-    return nbformat.writes(nb) + "\n"
-
-
 def outputs():
     out = []
     for name, cells in NOTEBOOKS:
@@ -787,29 +757,7 @@ def outputs():
 
 
 def main():
-    check = "--check" in sys.argv[1:]
-    stale = []
-    for rel, text in outputs():
-        path = os.path.join(ROOT, rel)
-        try:
-            with open(path, encoding="utf-8") as f:
-                same = f.read() == text
-        except FileNotFoundError:
-            same = False
-        if same:
-            continue
-        if check:
-            stale.append(rel)
-            continue
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        print("wrote", rel)
-    if stale:
-        print("out of date (run /usr/bin/python3 notebooks/make_finetune_notebooks.py):", " ".join(stale))
-        sys.exit(1)
+    write_all(outputs(), "make_finetune_notebooks.py")
 
 
 if __name__ == "__main__":

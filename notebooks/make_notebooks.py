@@ -486,10 +486,13 @@ def outputs():
     return out
 
 
-def main():
+def write_all(outputs, script):
+    """Writes each (path relative to the checkout, content) that differs from the file there
+    (temporary file + rename); with --check only lists the stale ones and exits 1. Shared with
+    make_finetune_notebooks.py."""
     check = "--check" in sys.argv[1:]
     stale = []
-    for rel, text in outputs():
+    for rel, text in outputs:
         path = os.path.join(ROOT, rel)
         try:
             with open(path, encoding="utf-8") as f:
@@ -508,8 +511,12 @@ def main():
         os.replace(tmp, path)
         print("wrote", rel)
     if stale:
-        print("out of date (run /usr/bin/python3 notebooks/make_notebooks.py):", " ".join(stale))
+        print(f"out of date (run /usr/bin/python3 notebooks/{script}):", " ".join(stale))
         sys.exit(1)
+
+
+def main():
+    write_all(outputs(), "make_notebooks.py")
 
 
 if __name__ == "__main__":

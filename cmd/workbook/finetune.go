@@ -656,15 +656,9 @@ func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model,
 		fmt.Fprintf(stdout, "Trade-off: %d fixed augmented copies per training image (one picked at random per draw) instead of a new random shear, zoom and flip at every use, as Keras does.\n", cached.copies)
 	}
 
-	if err := training.Freeze(base); err != nil {
-		return nil, err
-	}
-	extract, note, err := baseExtractor(b, ft)
+	extract, err := frozenBase(b, ft, base)
 	if err != nil {
 		return nil, err
-	}
-	if note != "" {
-		fmt.Fprintln(stdout, note)
 	}
 	cache := &training.FeatureCache{
 		Model:      ft.featureID(),
@@ -729,15 +723,9 @@ func finetuneCached(b backends.Backend, ft *finetuneModel, full *training.Model,
 // saved, and trains stage 2 on images (stage 2 changes the base, so it runs whole, in GoMLX).
 func finetuneSplit(b backends.Backend, ft *finetuneModel, full *training.Model, base training.Layered, selector training.Selector,
 	trainSeq training.Generator, stage1, stage2 training.FitOptions, lr2 float64) (*training.History, error) {
-	if err := training.Freeze(base); err != nil {
-		return nil, err
-	}
-	extract, note, err := baseExtractor(b, ft)
+	extract, err := frozenBase(b, ft, base)
 	if err != nil {
 		return nil, err
-	}
-	if note != "" {
-		fmt.Fprintln(stdout, note)
 	}
 	head, err := newHead(b, ft)
 	if err != nil {
@@ -868,6 +856,22 @@ func baseExtractor(b backends.Backend, ft *finetuneModel) (extract func(*kernele
 		return nil, "", err
 	}
 	return extractor.Predict, "", nil
+}
+
+// frozenBase freezes the base and returns its forward pass (baseExtractor), after printing the
+// line that says where it runs, if anywhere other than GoMLX: stage 1 of both head-apart paths.
+func frozenBase(b backends.Backend, ft *finetuneModel, base training.Layered) (func(*kernelext.Array) (*kernelext.Array, error), error) {
+	if err := training.Freeze(base); err != nil {
+		return nil, err
+	}
+	extract, note, err := baseExtractor(b, ft)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, note)
+	}
+	return extract, nil
 }
 
 // inferenceSpeedNote is what BenchmarkVGG16Features (kernelext/applications/inference)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -66,7 +67,7 @@ func Evaluate(c *Check, v *Value, ref *Reference, output string) Outcome {
 		if fail != "" {
 			return Outcome{Detail: fail}
 		}
-		if !equalInts(a.Shape, c.Shape) {
+		if !slices.Equal(a.Shape, c.Shape) {
 			return Outcome{Detail: fmt.Sprintf("%s has shape %s; expected %s", v.Name, kernelext.TupleString(a.Shape), kernelext.TupleString(c.Shape))}
 		}
 		return Outcome{Passed: true, Detail: fmt.Sprintf("%s has shape %s", v.Name, kernelext.TupleString(a.Shape))}
@@ -229,21 +230,9 @@ func arrayOf(v *Value) (*kernelext.Array, string) {
 	return v.Array, ""
 }
 
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // compareArrays is numpy.array_equal (exact) or numpy.allclose(a, want, rtol, atol).
 func compareArrays(name string, a, want *kernelext.Array, rtol, atol float64, exact bool, ref *Reference, refName string) Outcome {
-	if !equalInts(a.Shape, want.Shape) {
+	if !slices.Equal(a.Shape, want.Shape) {
 		return Outcome{Detail: fmt.Sprintf("%s has shape %s; expected %s", name, kernelext.TupleString(a.Shape), kernelext.TupleString(want.Shape))}
 	}
 	bad, first, worst := 0, -1, 0.0
@@ -286,32 +275,20 @@ func compareArrays(name string, a, want *kernelext.Array, rtol, atol float64, ex
 // arrayHint recognises the usual preprocessing mistakes by comparing with variants of the
 // reference.
 func arrayHint(a *kernelext.Array, ref *Reference, refName string) string {
-	if refName != RefPreprocessed || ref.Raw == nil || !equalInts(a.Shape, ref.Raw.Shape) {
+	if refName != RefPreprocessed || ref.Raw == nil || !slices.Equal(a.Shape, ref.Raw.Shape) {
 		return ""
 	}
 	switch {
-	case sameData(a.Data, ref.Raw.Data):
+	case slices.Equal(a.Data, ref.Raw.Data):
 		return "It equals the image before preprocess_input: apply PreprocessInput"
-	case sameData(a.Data, kernelext.PreprocessInput(ref.Preprocessed).Data):
+	case slices.Equal(a.Data, kernelext.PreprocessInput(ref.Preprocessed).Data):
 		return "It looks preprocessed twice: apply PreprocessInput once"
-	case sameData(a.Data, reverseChannels(ref.Raw).Data):
+	case slices.Equal(a.Data, reverseChannels(ref.Raw).Data):
 		return "Its channels are reversed (BGR) but the ImageNet means were not subtracted"
-	case sameData(a.Data, reverseChannels(ref.Preprocessed).Data):
+	case slices.Equal(a.Data, reverseChannels(ref.Preprocessed).Data):
 		return "Its channels are in RGB order with the means subtracted: preprocess_input reverses RGB to BGR before subtracting"
 	}
 	return ""
-}
-
-func sameData(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func reverseChannels(a *kernelext.Array) *kernelext.Array {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 
@@ -82,20 +81,14 @@ type FinetuneOptions struct {
 // — on opt.Data with opt.Schedule, then predicts Image as the book does (raw 0–255 pixels) and
 // decides "It is a flower" only for an output of exactly 1.
 func ComputeFinetuneReference(ctx context.Context, s *Spec, opt FinetuneOptions) (*Reference, error) {
-	ref, _, err := trainReference(ctx, s, opt)
-	return ref, err
-}
-
-// trainReference is ComputeFinetuneReference, also returning the trained classifier.
-func trainReference(ctx context.Context, s *Spec, opt FinetuneOptions) (*Reference, *training.Model, error) {
 	if s.Task != TaskFinetune {
-		return nil, nil, fmt.Errorf("grade: %s is not a fine-tuning exercise", s.ID)
+		return nil, fmt.Errorf("grade: %s is not a fine-tuning exercise", s.ID)
 	}
 	if err := opt.Schedule.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	fail := func(err error) (*Reference, *training.Model, error) {
-		return nil, nil, fmt.Errorf("grade: reference for %s: %w", s.ID, err)
+	fail := func(err error) (*Reference, error) {
+		return nil, fmt.Errorf("grade: reference for %s: %w", s.ID, err)
 	}
 	data := opt.Data
 	if data == "" {
@@ -193,7 +186,7 @@ func trainReference(ctx context.Context, s *Spec, opt FinetuneOptions) (*Referen
 	}
 	ref.Prediction = BookDecision(ref.Result.Data[0])
 	ref.BookNote = ref.compareWithBook(train.Samples(), test.Samples())
-	return ref, classifier, nil
+	return ref, nil
 }
 
 // BookDecision is Exercise 8.03's step 11: `if result[0][0] == 1: 'It is a flower' else 'It is a
@@ -230,27 +223,4 @@ func (r *Reference) compareWithBook(trainN, testN int) string {
 		return "the reference run matches the book's printed numbers (" + e.Source + ")"
 	}
 	return "the reference run differs from the book: " + errors.Join(out...).Error()
-}
-
-// ScheduleFromEnv reads the schedule as the notebook's knobs do: an explicit WORKBOOK_EPOCHS,
-// WORKBOOK_STEPS, WORKBOOK_VAL_STEPS or WORKBOOK_BATCH wins; otherwise the quick schedule under
-// WORKBOOK_QUICK=1 and the book's one without.
-func ScheduleFromEnv() (Schedule, error) {
-	base := BookSchedule
-	if os.Getenv("WORKBOOK_QUICK") == "1" {
-		base = QuickSchedule
-	}
-	for _, k := range []struct {
-		name string
-		v    *int
-	}{{"WORKBOOK_EPOCHS", &base.Epochs}, {"WORKBOOK_STEPS", &base.Steps}, {"WORKBOOK_VAL_STEPS", &base.ValSteps}, {"WORKBOOK_BATCH", &base.Batch}} {
-		if s := os.Getenv(k.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				return Schedule{}, fmt.Errorf("grade: %s=%q: want a positive whole number", k.name, s)
-			}
-			*k.v = n
-		}
-	}
-	return base, nil
 }

@@ -457,13 +457,22 @@ func ParseBytes(s string) (int64, error) {
 }
 
 // MinMemory and MinFileSize are the spec's Limits in bytes (0 when not set).
-func (s *Spec) MinMemory() int64   { return s.limit(func(l *Limits) string { return l.Memory }) }
-func (s *Spec) MinFileSize() int64 { return s.limit(func(l *Limits) string { return l.FileSize }) }
-
-func (s *Spec) limit(field func(*Limits) string) int64 {
-	if s.Limits == nil || field(s.Limits) == "" {
+func (s *Spec) MinMemory() int64 {
+	if s.Limits == nil {
 		return 0
 	}
-	n, _ := ParseBytes(field(s.Limits)) // validated
+	return sizeOrZero(s.Limits.Memory)
+}
+
+func (s *Spec) MinFileSize() int64 {
+	if s.Limits == nil {
+		return 0
+	}
+	return sizeOrZero(s.Limits.FileSize)
+}
+
+// sizeOrZero is ParseBytes for a size Validate has accepted ("" is 0).
+func sizeOrZero(v string) int64 {
+	n, _ := ParseBytes(v)
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestReferenceProbabilities(t *testing.T) {
 			}
 			t.Logf("%s %s: %d images in %.1fs", c.model, c.dtype, images.Shape[0], time.Since(start).Seconds())
 			want := loadNpy(t, dir, c.probs)
-			if !sameShape(got.Shape, want.Shape) {
+			if !slices.Equal(got.Shape, want.Shape) {
 				t.Fatalf("output shape %v, want %v", got.Shape, want.Shape)
 			}
 			tol := probTolerance
@@ -146,7 +147,7 @@ func TestReferenceNoTopFeatures(t *testing.T) {
 			want := loadNpy(t, dir, c.features)
 			per := want.Size() / want.Shape[0]
 			want = &kernelext.Array{Shape: append([]int{n}, want.Shape[1:]...), Data: want.Data[:n*per]}
-			if !sameShape(got.Shape, want.Shape) {
+			if !slices.Equal(got.Shape, want.Shape) {
 				t.Fatalf("features shape %v, want %v", got.Shape, want.Shape)
 			}
 			scale := 0.0
@@ -160,18 +161,6 @@ func TestReferenceNoTopFeatures(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func maxAbsDiff(a, b []float32) float64 {

@@ -1,6 +1,7 @@
 package applications
 
 import (
+	"slices"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:staticcheck // GoMLX graph-building style.
@@ -94,7 +95,7 @@ func TestVGG16FineTune(t *testing.T) {
 		}
 		return out
 	}
-	changed := func(before []float32, layer string) bool { return !equalFloats(before, snapshot(layer)) }
+	changed := func(before []float32, layer string) bool { return !slices.Equal(before, snapshot(layer)) }
 
 	block4, block5, dense := snapshot("block4_conv3"), snapshot("block5_conv3"), snapshot("dense_1")
 	losses := train(newStep(), 3)
@@ -131,16 +132,4 @@ func TestVGG16FineTune(t *testing.T) {
 		t.Errorf("variable trainable flags: block4_conv3/kernel=%v block5_conv1/bias=%v dense_1/kernel=%v",
 			trainable["/block4_conv3/kernel"], trainable["/block5_conv1/bias"], trainable["/dense_1/kernel"])
 	}
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -153,7 +154,7 @@ func (c *FeatureCache) extractAll(paths []string, gen datasets.ImageDataGenerato
 		case err != nil:
 			return nil, fmt.Errorf("training: feature cache entry for %q: %w", p, err)
 		default:
-			if rowShape != nil && !equalInts(shape, rowShape) {
+			if rowShape != nil && !slices.Equal(shape, rowShape) {
 				return nil, fmt.Errorf("training: feature cache entry for %q has shape %v, others %v", p, shape, rowShape)
 			}
 			rowShape, rows[i] = shape, data
@@ -181,7 +182,7 @@ func (c *FeatureCache) extractAll(paths []string, gen datasets.ImageDataGenerato
 			return nil, fmt.Errorf("training: Extract returned shape %s for %d images", f.ShapeString(), len(chunk))
 		}
 		shape := f.Shape[1:]
-		if rowShape != nil && !equalInts(shape, rowShape) {
+		if rowShape != nil && !slices.Equal(shape, rowShape) {
 			return nil, fmt.Errorf("training: Extract returned rows of shape %v, cached entries have %v (change Model or Weights?)", shape, rowShape)
 		}
 		rowShape = append([]int(nil), shape...)
@@ -380,18 +381,6 @@ func readFeatureEntry(path string) ([]int, []float32, error) {
 	return shape, data, nil
 }
 
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // FeatureGenerator yields batches of cached features and their labels for Fit, like Keras'
 // NumpyArrayIterator: each pass visits every sample once in a new random order (or in order
 // without Shuffle), batches of BatchSize with a smaller last one. With several copies (from
@@ -414,7 +403,7 @@ func NewFeatureGenerator(copies []*kernelext.Array, labels []float32, batchSize 
 	}
 	n := copies[0].Shape[0]
 	for _, c := range copies[1:] {
-		if c == nil || !equalInts(c.Shape, copies[0].Shape) {
+		if c == nil || !slices.Equal(c.Shape, copies[0].Shape) {
 			return nil, errors.New("training: NewFeatureGenerator: copies differ in shape")
 		}
 	}
