@@ -353,12 +353,18 @@ func readFeatureEntry(path string) ([]int, []float32, error) {
 	bad := func(why string) ([]int, []float32, error) {
 		return nil, nil, fmt.Errorf("%s: %s (delete the file to recompute it)", path, why)
 	}
-	if len(b) < 16 || string(b[:8]) != featureMagic {
-		return bad("not a feature cache entry")
+	if len(b) < 16 {
+		return bad("too short to be a feature cache entry (checksum missing)")
 	}
+	// The checksum covers every byte before it, magic included, and is checked first: a damaged
+	// entry of any kind reads as a checksum mismatch. CRC-32C catches every error burst up to 32
+	// bits long.
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != sum {
 		return bad("checksum mismatch")
+	}
+	if string(b[:8]) != featureMagic {
+		return bad("not a feature cache entry")
 	}
 	rank := int(binary.LittleEndian.Uint32(body[8:]))
 	if rank > 8 || len(body) < 12+4*rank {

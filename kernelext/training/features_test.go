@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,28 +171,64 @@ func TestFeatureCache(t *testing.T) {
 		t.Error("Features with an augmenting Preprocess should be refused")
 	}
 
-	// A corrupt entry is an error naming the file, not a silent recomputation.
-	var entry string
-	_ = filepath.WalkDir(cache.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && entry == "" {
-			entry = p
-		}
-		return nil
-	})
-	raw, _ := os.ReadFile(entry)
-	raw[len(raw)/2] ^= 1
-	if err := os.WriteFile(entry, raw, 0o644); err != nil {
+	// A corrupt entry is an error naming the file, not a silent recomputation — whichever byte
+	// is damaged, in the entries these two calls read (the folder also holds entries of other
+	// keys, which they never open).
+	plainKey, err := cache.entryKey(paths[0], cache.Preprocess, 0, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err1 := cache.Features(paths)
-	_, err2 := cache.Augmented(paths, aug, 2, 7)
-	if err1 == nil && err2 == nil {
-		t.Fatal("a corrupt entry went unnoticed")
+	augKey, err := cache.entryKey(paths[1], aug, 2, 7)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, err := range []error{err1, err2} {
-		if err != nil && (!strings.Contains(err.Error(), entry) || !strings.Contains(err.Error(), "checksum")) {
-			t.Errorf("error %v should name %s and the checksum", err, entry)
+	plain, augmented := entryFile(cache.Dir, plainKey), entryFile(cache.Dir, augKey)
+	good, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatalf("the entry of %s is not where the cache keeps it: %v", paths[0], err)
+	}
+	goodAug, err := os.ReadFile(augmented)
+	if err != nil {
+		t.Fatalf("the augmented entry of %s is not where the cache keeps it: %v", paths[1], err)
+	}
+	for _, at := range []int{0, 9, 12, len(good) / 2, len(good) - 5, len(good) - 1} {
+		for _, e := range []struct {
+			file string
+			raw  []byte
+			call func() error
+		}{
+			{plain, good, func() error { _, err := cache.Features(paths); return err }},
+			{augmented, goodAug, func() error { _, err := cache.Augmented(paths, aug, 2, 7); return err }},
+		} {
+			raw := slices.Clone(e.raw)
+			raw[at] ^= 1
+			if err := os.WriteFile(e.file, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := e.call()
+			if err == nil {
+				t.Fatalf("a flipped bit at byte %d of %s went unnoticed", at, e.file)
+			}
+			if !strings.Contains(err.Error(), e.file) || !strings.Contains(err.Error(), "checksum") {
+				t.Errorf("error %v should name %s and the checksum", err, e.file)
+			}
+			if err := os.WriteFile(e.file, e.raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
+	}
+	// A truncated entry too.
+	if err := os.WriteFile(plain, good[:len(good)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Features(paths); err == nil || !strings.Contains(err.Error(), plain) {
+		t.Errorf("a truncated entry: error %v, want one naming %s", err, plain)
+	}
+	if err := os.WriteFile(plain, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Features(paths); err != nil {
+		t.Fatalf("the restored entry: %v", err)
 	}
 
 	// Identity is mandatory.
