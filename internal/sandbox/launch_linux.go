@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,18 +40,19 @@ func stage1(cfg *Config, cfgPath string) (int, error) {
 			return 0, fmt.Errorf("join cgroup %s: %v", procs, err)
 		}
 	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return 0, err
-	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
 	var pid int
+	var err error
 	started := "ok"
 	if cfg.Weak {
 		// Same user and namespaces; the command gets its own process group so that the kill
 		// below reaches what it started.
-		pid, err = startWeak(cfg, dir)
+		var conf *os.File
+		if conf, err = os.Open(cfgPath); err == nil {
+			pid, err = startCommand(cfg, conf, &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL})
+			conf.Close()
+		}
 	} else {
 		// Stage 2 says through a pipe (its fd 3) whether the command started.
 		r, w, perr := os.Pipe()
@@ -58,7 +60,7 @@ func stage1(cfg *Config, cfgPath string) (int, error) {
 			return 0, perr
 		}
 		pid, err = syscall.ForkExec("/proc/self/exe", os.Args, &syscall.ProcAttr{
-			Dir: dir,
+			Dir: "/",
 			// HOME only quiets libraries that look for it while initialising.
 			Env:   []string{ConfigEnv + "=" + cfgPath, stageEnv + "=2", "HOME=/"},
 			Files: []uintptr{0, 1, 2, w.Fd()},
@@ -108,20 +110,72 @@ func stage1(cfg *Config, cfgPath string) (int, error) {
 	return code, nil
 }
 
-// startWeak starts the command in place with the rlimits, in a new process group.
-func startWeak(cfg *Config, dir string) (int, error) {
-	// rlimits are inherited: set them on ourselves (the launcher does nothing else afterwards
-	// that they could hinder).
-	if err := setLimits(cfg.Limits); err != nil {
+// execStage is the value of stageEnv in the short-lived process that becomes the command.
+const execStage = "exec"
+
+// startCommand starts the command through the exec stage, with attr (user, process group,
+// parent-death signal), in cfg.Dir. It returns once the exec stage has become the command, or
+// with the reason it could not: the exec stage reports through a close-on-exec pipe, so a
+// closed pipe with nothing in it means the execve succeeded.
+func startCommand(cfg *Config, conf *os.File, attr *syscall.SysProcAttr) (int, error) {
+	who := ""
+	if attr.Credential != nil {
+		who = fmt.Sprintf(" as uid %d", attr.Credential.Uid)
+	}
+	dir := cfg.workDir()
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return 0, fmt.Errorf("start %s%s: its working directory %s is not a folder inside the sandbox (bind it, or set Config.Dir)", cfg.Command, who, dir)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
 		return 0, err
 	}
-	argv := append([]string{cfg.Command}, mapArgs(cfg, os.Args[1:])...)
-	return syscall.ForkExec(cfg.Command, argv, &syscall.ProcAttr{
-		Dir:   cfg.mapPath(dir),
-		Env:   cfg.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	defer r.Close()
+	pid, err := syscall.ForkExec("/proc/self/exe", os.Args, &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   []string{ConfigEnv + "=" + conf.Name(), stageEnv + "=" + execStage, "HOME=/"},
+		Files: []uintptr{0, 1, 2, w.Fd(), conf.Fd()},
+		Sys:   attr,
 	})
+	w.Close()
+	if err != nil {
+		return 0, fmt.Errorf("start %s%s: %v", cfg.Command, who, err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(r, 64<<10))
+	if len(msg) > 0 {
+		_, _ = waitStatus(pid)
+		return 0, fmt.Errorf("start %s%s: %s", cfg.Command, who, msg)
+	}
+	return pid, nil
+}
+
+// runExecStage is the exec stage: already the command's user, in its working directory, it
+// sets the rlimits and replaces itself with the command. It never returns.
+func runExecStage() {
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
+	report := os.NewFile(3, "exec-report")
+	failed := func(err error) {
+		_, _ = report.WriteString(err.Error())
+		os.Exit(launcherFailure)
+	}
+	b, err := io.ReadAll(io.NewSectionReader(os.NewFile(4, "config"), 0, 16<<20))
+	if err != nil {
+		failed(fmt.Errorf("read the config: %v", err))
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		failed(fmt.Errorf("read the config: %v", err))
+	}
+	argv := append([]string{cfg.Command}, mapArgs(&cfg, os.Args[1:])...)
+	if err := setLimits(cfg.Limits); err != nil {
+		failed(err)
+	}
+	err = syscall.Exec(cfg.Command, argv, cfg.Env)
+	if l := cfg.Limits.String(); l != "" {
+		failed(fmt.Errorf("%v (under the limits %s)", err, l))
+	}
+	failed(err)
 }
 
 // sanitize removes from dir every entry that is not a plain file with one link.
@@ -193,13 +247,16 @@ func exitCode(ws syscall.WaitStatus) int {
 
 // stage2 is PID 1 of the new PID namespace, root in fresh mount, network, IPC and UTS
 // namespaces.
-func stage2(cfg *Config) (int, error) {
+func stage2(cfg *Config, cfgPath string) (int, error) {
 	syscall.CloseOnExec(3) // the report pipe: never passed to the command
 	startPipe = os.NewFile(3, "report")
-	dir, err := os.Getwd()
+	// The exec stage reads the config through this descriptor: the mounts below may hide its
+	// path.
+	conf, err := os.Open(cfgPath)
 	if err != nil {
 		return 0, err
 	}
+	defer conf.Close()
 	if err := setupMounts(cfg); err != nil {
 		return 0, err
 	}
@@ -215,27 +272,18 @@ func stage2(cfg *Config) (int, error) {
 	if err := unix.Sethostname([]byte(host)); err != nil {
 		return 0, fmt.Errorf("set hostname: %v", err)
 	}
-	if err := setLimits(cfg.Limits); err != nil {
-		return 0, err
-	}
 	// No setuid binary (su, sudo, ...) can give the sandbox user privileges back.
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("no_new_privs: %v", err)
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwarded...)
-	argv := append([]string{cfg.Command}, mapArgs(cfg, os.Args[1:])...)
-	pid, err := syscall.ForkExec(cfg.Command, argv, &syscall.ProcAttr{
-		Dir:   cfg.mapPath(dir),
-		Env:   cfg.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys: &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}},
-			Pdeathsig:  syscall.SIGKILL,
-		},
+	pid, err := startCommand(cfg, conf, &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}},
+		Pdeathsig:  syscall.SIGKILL,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("start %s as uid %d: %v", cfg.Command, cfg.UID, err)
+		return 0, err
 	}
 	reportStart("ok")
 	go func() {

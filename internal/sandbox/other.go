@@ -10,8 +10,12 @@ import (
 var errUnsupported = errors.New("sandbox: only Linux can isolate a run (namespaces, cgroups); this is " + runtime.GOOS)
 
 func stage1(*Config, string) (int, error) { return 0, errUnsupported }
-func stage2(*Config) (int, error)         { return 0, errUnsupported }
+func stage2(*Config, string) (int, error) { return 0, errUnsupported }
 func reportStart(string)                  {}
+
+const execStage = "exec"
+
+func runExecStage() { fail(errUnsupported) }
 
 // Cgroup is unavailable outside Linux.
 type Cgroup struct{ Version int }

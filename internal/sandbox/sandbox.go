@@ -14,11 +14,18 @@
 //     namespaces and forward SIGUSR1/SIGTERM/SIGINT to it;
 //  2. as PID 1 of the new namespace, still root: hide directories (an empty tmpfs over the
 //     grader's home), bind the paths the command needs (read-only unless marked writable),
-//     mount private /tmp-like tmpfs, a fresh /proc and bring up loopback only; set rlimits and
+//     mount private /tmp-like tmpfs, a fresh /proc and bring up loopback only; set
 //     no_new_privs; start the command under the configured UID/GID with no supplementary groups;
 //     forward signals to it, reap orphans, and exit with the command's status. When PID 1 exits,
 //     the kernel kills every process left in the namespace, so nothing the student started (a
 //     daemonised loop, a stray compiler) outlives the run.
+//
+// The rlimits apply to the command only, never to the launcher: a launcher that kept running
+// Go code under the command's address-space limit could itself die of it. So the command is
+// started through a third, short-lived stage — this binary again, already the command's user,
+// in the command's working directory — which sets the rlimits and replaces itself with the
+// command (execve). If that exec fails, under the limits or for any other reason, the stage says
+// why through a close-on-exec pipe, and the launcher reports it as its own failure.
 //
 // Everything here needs root (CAP_SYS_ADMIN for namespaces and mounts, CAP_SETUID to drop to the
 // sandbox user). With Config.Weak the launcher only sets rlimits and runs the command in place:
@@ -50,9 +57,13 @@ type Config struct {
 	Command string `json:"command"`
 	// Env is the command's complete environment.
 	Env []string `json:"env"`
-	// PathMap rewrites arguments and the working directory: an argument equal to From or
-	// starting with From+"/" has that prefix replaced by To (longest From first).
+	// PathMap rewrites arguments: an argument equal to From or starting with From+"/" has that
+	// prefix replaced by To (longest From first).
 	PathMap []PathMapping `json:"path_map,omitempty"`
+	// Dir is the command's working directory, a path as the command sees it; "" means "/".
+	// The launcher's own working directory never matters: it may be hidden, or under a
+	// private tmpfs, inside the sandbox.
+	Dir string `json:"dir,omitempty"`
 
 	// UID and GID the command runs as (no supplementary groups). Must not be 0.
 	UID int `json:"uid"`
@@ -130,6 +141,28 @@ type Limits struct {
 	Processes int64 `json:"processes,omitempty"`
 }
 
+// workDir is the command's working directory as the command sees it.
+func (c *Config) workDir() string {
+	if c.Dir == "" {
+		return "/"
+	}
+	return c.Dir
+}
+
+// String lists the limits that are set, for messages.
+func (l Limits) String() string {
+	var parts []string
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"address space", l.AddressSpace}, {"file size", l.FileSize}, {"open files", l.OpenFiles}, {"processes", l.Processes}} {
+		if f.v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", f.name, f.v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Write stores the config as JSON at path (temporary file and rename).
 func (c *Config) Write(path string) error {
 	if err := c.validate(); err != nil {
@@ -152,6 +185,9 @@ func (c *Config) Write(path string) error {
 func (c *Config) validate() error {
 	if !filepath.IsAbs(c.Command) {
 		return fmt.Errorf("sandbox: Command %q is not an absolute path", c.Command)
+	}
+	if c.Dir != "" && (!filepath.IsAbs(c.Dir) || filepath.Clean(c.Dir) != c.Dir) {
+		return fmt.Errorf("sandbox: Dir %q must be a clean absolute path", c.Dir)
 	}
 	if c.Weak {
 		return nil
@@ -230,13 +266,16 @@ func Init() {
 	if cfgPath == "" {
 		return
 	}
+	if os.Getenv(stageEnv) == execStage {
+		runExecStage()
+	}
 	cfg, err := readConfig(cfgPath)
 	if err != nil {
 		fail(err)
 	}
 	var code int
 	if os.Getenv(stageEnv) == "2" {
-		code, err = stage2(cfg)
+		code, err = stage2(cfg, cfgPath)
 		if err != nil {
 			reportStart("error: " + err.Error())
 		}

@@ -25,7 +25,15 @@ func needRoot(t *testing.T) {
 }
 
 // run starts cfg through the launcher with args and returns stdout+stderr and the exit status.
+// The launcher starts in a folder under the private /tmp most configs mount: where it was
+// started from must not matter.
 func run(t *testing.T, cfg *Config, args ...string) (string, int) {
+	t.Helper()
+	return runFrom(t, t.TempDir(), cfg, args...)
+}
+
+// runFrom is run with the launcher started in dir.
+func runFrom(t *testing.T, dir string, cfg *Config, args ...string) (string, int) {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "sandbox.json")
 	if err := cfg.Write(cfgPath); err != nil {
@@ -37,6 +45,7 @@ func run(t *testing.T, cfg *Config, args ...string) (string, int) {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = []string{ConfigEnv + "=" + cfgPath}
+	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
@@ -252,5 +261,78 @@ func TestWeak(t *testing.T) {
 	want := fmt.Sprintf("%d\n%d\n%d\n", 512<<10, 2048, os.Getuid())
 	if code != 0 || out != want {
 		t.Errorf("exit %d, output %q, want %q", code, out, want)
+	}
+}
+
+// The command's working directory is Config.Dir ("/" when unset) wherever the launcher was
+// started; one that is not there inside is refused by name.
+func TestWorkingDirectory(t *testing.T) {
+	needRoot(t)
+	cfg, work := shConfig(t)
+	for _, from := range []string{t.TempDir(), "/", work} {
+		if out, code := runFrom(t, from, cfg, "-c", "pwd"); code != 0 || out != "/\n" {
+			t.Errorf("started from %s: exit %d, output %q, want /", from, code, out)
+		}
+	}
+	cfg.Dir = work
+	if out, code := run(t, cfg, "-c", "pwd"); code != 0 || out != work+"\n" {
+		t.Errorf("Dir %s: exit %d, output %q", work, code, out)
+	}
+	cfg.Dir = "/root/not-here"
+	cfg.ReportFile = filepath.Join(t.TempDir(), "report")
+	out, code := run(t, cfg, "-c", "pwd")
+	if code != launcherFailure || !strings.Contains(out, "/root/not-here") {
+		t.Errorf("a hidden Dir: exit %d, output %q", code, out)
+	}
+	if err := ReadReport(cfg.ReportFile); err == nil || !strings.Contains(err.Error(), "working directory /root/not-here") {
+		t.Errorf("report: %v", err)
+	}
+	cfg.Dir = "relative"
+	if err := cfg.Write(filepath.Join(t.TempDir(), "c.json")); err == nil {
+		t.Error("a relative Dir was accepted")
+	}
+}
+
+// A command that cannot be executed is the launcher's failure, reported with the reason —
+// not a status the command could also have produced.
+func TestExecFailureReported(t *testing.T) {
+	for _, weak := range []bool{false, true} {
+		t.Run(fmt.Sprint("weak=", weak), func(t *testing.T) {
+			var cfg *Config
+			if weak {
+				cfg = &Config{Command: "/bin/sh", Weak: true}
+			} else {
+				needRoot(t)
+				cfg, _ = shConfig(t)
+			}
+			cfg.Command = "/nonexistent/program"
+			cfg.Limits.FileSize = 1 << 20
+			cfg.ReportFile = filepath.Join(t.TempDir(), "report")
+			out, code := run(t, cfg)
+			if code != launcherFailure || !strings.Contains(out, "/nonexistent/program") || !strings.Contains(out, "no such file") {
+				t.Errorf("exit %d, output %q", code, out)
+			}
+			err := ReadReport(cfg.ReportFile)
+			if err == nil || !strings.Contains(err.Error(), "/nonexistent/program") || !strings.Contains(err.Error(), "file size 1048576") {
+				t.Errorf("report: %v", err)
+			}
+		})
+	}
+}
+
+// The limits bind the command, not the launcher: an address-space limit far below what a Go
+// program reserves leaves the launcher working.
+func TestLimitsBindOnlyTheCommand(t *testing.T) {
+	needRoot(t)
+	cfg, _ := shConfig(t)
+	cfg.Limits = Limits{AddressSpace: 48 << 20, FileSize: 1 << 20, OpenFiles: 64}
+	out, code := run(t, cfg, "-c", "ulimit -v; ulimit -f; ulimit -n")
+	if want := fmt.Sprintf("%d\n%d\n64\n", 48<<10, 2048); code != 0 || out != want {
+		t.Errorf("exit %d, output %q, want %q", code, out, want)
+	}
+	weak := &Config{Command: "/bin/sh", Env: []string{"PATH=/usr/bin:/bin"}, Weak: true, Limits: cfg.Limits}
+	out, code = run(t, weak, "-c", "ulimit -v; ulimit -f; ulimit -n")
+	if want := fmt.Sprintf("%d\n%d\n64\n", 48<<10, 2048); code != 0 || out != want {
+		t.Errorf("weak: exit %d, output %q, want %q", code, out, want)
 	}
 }

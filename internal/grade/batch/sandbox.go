@@ -105,6 +105,8 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 		Limits:   sandbox.Limits{FileSize: g.opt.FileSize, OpenFiles: 8192},
 	}
 	cfg.Env = append(cfg.Env, g.opt.Env...)
+	// The notebook's folder, as the command sees it (nbrun starts the launcher there too).
+	cfg.Dir = d.notebookDir
 	if weak {
 		cfg.Weak = true
 		cfg.Limits.AddressSpace = g.opt.Memory
@@ -114,6 +116,7 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	cfg.Limits.Processes = pidsLimit
 	notebooks := filepath.Join(h.repo, "notebooks")
 	cfg.PathMap = []sandbox.PathMapping{{From: d.notebookDir, To: notebooks}}
+	cfg.Dir = notebooks
 	cfg.Tmpfs = []sandbox.TmpfsMount{{Target: "/tmp", SizeBytes: 1 << 30}, {Target: "/var/tmp", SizeBytes: 256 << 20}, {Target: "/dev/shm", SizeBytes: 256 << 20}}
 	// Read-only at their own paths: the toolchain, the modules, the checkout (and the XLA
 	// plugin) — reachable even where a parent folder is hidden.
