@@ -1,10 +1,3 @@
-// Copyright 2009 The Go Authors. All rights reserved.
-// Use of this source code is governed by a BSD-style
-// license that can be found in the LICENSE-go file.
-//
-// This file is derived from Go's image/jpeg/reader.go (go1.26.8) and modified
-// to reproduce libjpeg-turbo's decoded pixels exactly; see the package comment.
-
 // Package jpeg decodes baseline and progressive JPEG files into the exact
 // pixels that libjpeg-turbo produces with its default settings, which is what
 // Pillow (and therefore Keras' load_img) returns: the ISLOW integer IDCT,
@@ -15,8 +8,9 @@
 // photos (another IDCT, nearest-neighbour chroma, another colour rounding).
 // Those differences flip top-5 ImageNet predictions often enough that a Go
 // port of a Keras notebook cannot reproduce the book's numbers with it, so
-// this package is a fork of Go's decoder with those three stages replaced by
-// ports of libjpeg-turbo's jidctint.c, jdsample.c and jdcolor.c.
+// this package has its own decoder: marker parsing and Huffman decoding
+// written from ITU-T T.81, then ports of libjpeg-turbo's jidctint.c,
+// jdsample.c and jdcolor.c for those three stages.
 //
 // Supported: 8-bit baseline, extended-sequential and progressive Huffman
 // JPEGs; 1 component (grayscale), 3 components (YCbCr, or RGB when the file
@@ -30,7 +24,6 @@
 package jpeg
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -54,95 +47,72 @@ type unsupportedError string
 
 func (e unsupportedError) Error() string { return "jpeg: unsupported " + string(e) }
 
-// Component specification, specified in section B.2.2.
-type component struct {
-	h  int   // Horizontal sampling factor.
-	v  int   // Vertical sampling factor.
-	c  uint8 // Component identifier.
-	tq uint8 // Quantization table destination selector.
-}
+// blockSize is the number of coefficients (and samples) in an 8x8 block.
+const blockSize = 64
 
-const (
-	dcTable = 0
-	acTable = 1
-	maxTc   = 1
-	maxTh   = 3
-	maxTq   = 3
-
-	maxComponents = 4
-
-	// blockSize is the number of coefficients (and samples) in an 8x8 block.
-	blockSize = 8 * 8
-)
-
-// block holds one 8x8 block of DCT coefficients during decoding.
+// block holds one 8x8 block of DCT coefficients or quantizers.
 type block [blockSize]int32
 
 // block16 is how coefficients are kept between progressive scans. libjpeg
 // stores them as 16-bit JCOEF too, which also halves the memory needed.
 type block16 [blockSize]int16
 
+// zigzag[k] is the natural (row-major) index of the k-th coefficient in the
+// zig-zag order of T.81 Figure A.6.
+var zigzag = func() (z [blockSize]int) {
+	k := 0
+	for s := 0; s < 15; s++ { // s = row + column: one anti-diagonal.
+		for i := range 8 {
+			row := i
+			if s%2 == 0 {
+				row = s - i // Even diagonals run upwards.
+			}
+			if col := s - row; row >= 0 && row < 8 && col >= 0 && col < 8 {
+				z[k] = 8*row + col
+				k++
+			}
+		}
+	}
+	return z
+}()
+
+// Marker codes from T.81 Table B.1 used by the parser.
 const (
-	sof0Marker = 0xc0 // Start Of Frame (Baseline Sequential).
-	sof1Marker = 0xc1 // Start Of Frame (Extended Sequential).
-	sof2Marker = 0xc2 // Start Of Frame (Progressive).
-	dhtMarker  = 0xc4 // Define Huffman Table.
-	rst0Marker = 0xd0 // ReSTart (0).
-	rst7Marker = 0xd7 // ReSTart (7).
-	soiMarker  = 0xd8 // Start Of Image.
-	eoiMarker  = 0xd9 // End Of Image.
-	sosMarker  = 0xda // Start Of Scan.
-	dqtMarker  = 0xdb // Define Quantization Table.
-	dnlMarker  = 0xdc // Define Number of Lines.
-	driMarker  = 0xdd // Define Restart Interval.
-	comMarker  = 0xfe // COMment.
-	// "APPlication specific" markers aren't part of the JPEG spec per se,
-	// but in practice, their use is described at
-	// https://www.sno.phy.queensu.ca/~phil/exiftool/TagNames/JPEG.html
-	app0Marker  = 0xe0
-	app14Marker = 0xee
-	app15Marker = 0xef
+	mSOF0 = 0xc0 // Baseline DCT.
+	mSOF1 = 0xc1 // Extended sequential DCT, Huffman.
+	mSOF2 = 0xc2 // Progressive DCT, Huffman.
+	mDHT  = 0xc4
+	mRST0 = 0xd0
+	mRST7 = 0xd7
+	mSOI  = 0xd8
+	mEOI  = 0xd9
+	mSOS  = 0xda
+	mDQT  = 0xdb
+	mDNL  = 0xdc
+	mDRI  = 0xdd
+	mAPP0 = 0xe0 // JFIF.
+	mAP14 = 0xee // Adobe.
+	mAP15 = 0xef
+	mCOM  = 0xfe
 )
 
-// unzig maps from the zig-zag ordering to the natural ordering. For example,
-// unzig[3] is the column and row of the fourth element in zig-zag order. The
-// value is 16, which means first column (16%8 == 0) and third row (16/8 == 2).
-var unzig = [blockSize]int{
-	0, 1, 8, 16, 9, 2, 3, 10,
-	17, 24, 32, 25, 18, 11, 4, 5,
-	12, 19, 26, 33, 40, 48, 41, 34,
-	27, 20, 13, 6, 7, 14, 21, 28,
-	35, 42, 49, 56, 57, 50, 43, 36,
-	29, 22, 15, 23, 30, 37, 44, 51,
-	58, 59, 52, 45, 38, 31, 39, 46,
-	53, 60, 61, 54, 47, 55, 62, 63,
+// component is one frame component (T.81 B.2.2).
+type component struct {
+	c    uint8 // identifier
+	h, v int   // sampling factors
+	tq   uint8 // quantization table selector
 }
 
-// bits holds the unprocessed bits that have been taken from the byte-stream.
-// The n least significant bits of a form the unread bits, to be read in MSB to
-// LSB order.
-type bits struct {
-	a uint32 // accumulator.
-	m uint32 // mask. m==1<<(n-1) when n>0, with m==0 when n==0.
-	n int32  // the number of unread bits in a.
-}
-
+// decoder holds the state of one Decode or DecodeConfig call.
 type decoder struct {
-	r    io.Reader
-	bits bits
-	// bytes is a byte buffer, similar to a bufio.Reader, except that it
-	// has to be able to unread more than 1 byte, due to byte stuffing.
-	// Byte stuffing is specified in section F.1.2.3.
-	bytes struct {
-		// buf[i:j] are the buffered bytes read from the underlying
-		// io.Reader that haven't yet been passed further on.
-		buf  [4096]byte
-		i, j int
-		// nUnreadable is the number of bytes to back up i after
-		// overshooting. It can be 0, 1 or 2.
-		nUnreadable int
-	}
+	src source
+	br  bitReader
+
 	width, height int
+	nComp         int
+	comp          [4]component
+	baseline      bool // SOF0: table selectors limited to 0 and 1
+	progressive   bool // SOF2
 
 	// hMax and vMax are the largest sampling factors over all components;
 	// mxx and myy are the number of interleaved MCUs per row and column.
@@ -152,306 +122,209 @@ type decoder struct {
 	// planes[i] holds component i's decoded samples at its own (possibly
 	// subsampled) resolution, padded to whole MCUs; strides[i] is its row
 	// length. Upsampling and colour conversion happen only after all scans.
-	planes  [maxComponents][]byte
-	strides [maxComponents]int
+	planes  [4][]byte
+	strides [4]int
 
-	ri    int // Restart Interval.
-	nComp int
-
-	// As per section 4.5, there are four modes of operation (selected by the
-	// SOF? markers): sequential DCT, progressive DCT, lossless and
-	// hierarchical, although this implementation does not support the latter
-	// two non-DCT modes. Sequential DCT is further split into baseline and
-	// extended, as per section 4.11.
-	baseline    bool
-	progressive bool
+	restartInterval int // MCUs per restart interval, 0 for none (DRI)
 
 	jfif                bool
 	adobeTransformValid bool
 	adobeTransform      uint8
-	eobRun              uint16 // End-of-Band run, specified in section G.1.2.2.
 
-	comp       [maxComponents]component
-	progCoeffs [maxComponents][]block16 // Saved state between progressive-mode scans.
-	huff       [maxTc + 1][maxTh + 1]huffman
-	quant      [maxTq + 1]block // Quantization tables, in zig-zag order.
-	tmp        [2 * blockSize]byte
+	huff [2][4]huffTable // [DC, AC][table id]
 
-	// quantDefined[t] records whether a DQT marker defined table t.
-	quantDefined [maxTq + 1]bool
-
+	// quant holds DQT tables in zig-zag order; quantDefined[t] records
+	// whether table t has been defined.
+	quant        [4]block
+	quantDefined [4]bool
 	// compQuant[i] is the quantization table component i uses, in natural
-	// order, copied when the component first appears in a scan. libjpeg latches tables at that
-	// point too, so a DQT that redefines a table between scans only affects
-	// components that have not been scanned yet.
-	compQuant [maxComponents]block
-	scanned   [maxComponents]bool
+	// order, copied when the component first appears in a scan. libjpeg
+	// latches tables at that point too, so a DQT that redefines a table
+	// between scans only affects components that have not been scanned yet.
+	compQuant [4]block
+	scanned   [4]bool
+
+	// coeffs[i] keeps component i's coefficients between progressive scans.
+	coeffs [4][]block16
+	eobRun int // remaining blocks of an end-of-band run (T.81 G.1.2.2)
 	// coefBits[i][k] is, for progressive files, the successive-approximation
 	// bit position (Al) of the last scan that covered zig-zag coefficient k of
 	// component i, or -1 if none did (libjpeg's coef_bits). It tells whether
 	// libjpeg would apply its block smoothing to an incomplete file.
-	coefBits [maxComponents][blockSize]int8
+	coefBits [4][blockSize]int8
 }
 
-// fill fills up the d.bytes.buf buffer from the underlying io.Reader. It
-// should only be called when there are no unread bytes in d.bytes.
-func (d *decoder) fill() error {
-	if d.bytes.i != d.bytes.j {
-		return errors.New("jpeg: internal error: fill called when unread bytes exist")
-	}
-	// Move the last 2 bytes to the start of the buffer, in case we need
-	// to call unreadByteStuffedByte.
-	if d.bytes.j > 2 {
-		d.bytes.buf[0] = d.bytes.buf[d.bytes.j-2]
-		d.bytes.buf[1] = d.bytes.buf[d.bytes.j-1]
-		d.bytes.i, d.bytes.j = 2, 2
-	}
-	// Fill in the rest of the buffer. Like bufio, tolerate a few empty reads
-	// but not a reader that never makes progress.
-	for range 100 {
-		n, err := d.r.Read(d.bytes.buf[d.bytes.j:])
-		d.bytes.j += n
-		if n > 0 {
-			return nil
-		}
-		if err == io.EOF {
-			return errTruncated
-		}
+// nextMarker returns the next marker code. Like libjpeg's next_marker it
+// skips, without complaint, data bytes and stuffed 0xFF00 pairs found
+// between segments, and fill bytes (0xFF) before a marker (T.81 B.1.1.2).
+func (d *decoder) nextMarker() (byte, error) {
+	for {
+		c, err := d.src.readByte()
 		if err != nil {
-			return fmt.Errorf("jpeg: read: %w", err)
-		}
-	}
-	return fmt.Errorf("jpeg: read: %w", io.ErrNoProgress)
-}
-
-// errTruncated is returned when the data ends before the End Of Image marker.
-// libjpeg only warns here and pads with gray, and Pillow turns that into an
-// error unless ImageFile.LOAD_TRUNCATED_IMAGES is set, so an error matches
-// what Keras users see.
-var errTruncated = fmt.Errorf("jpeg: truncated data: %w", io.ErrUnexpectedEOF)
-
-// unreadByteStuffedByte undoes the most recent readByteStuffedByte call,
-// giving a byte of data back from d.bits to d.bytes. The Huffman look-up table
-// requires at least 8 bits for look-up, which means that Huffman decoding can
-// sometimes overshoot and read one or two too many bytes. Two-byte overshoot
-// can happen when expecting to read a 0xff 0x00 byte-stuffed byte.
-func (d *decoder) unreadByteStuffedByte() {
-	d.bytes.i -= d.bytes.nUnreadable
-	d.bytes.nUnreadable = 0
-	if d.bits.n >= 8 {
-		d.bits.a >>= 8
-		d.bits.n -= 8
-		d.bits.m >>= 8
-	}
-}
-
-// readByte returns the next byte, whether buffered or not buffered. It does
-// not care about byte stuffing.
-func (d *decoder) readByte() (x byte, err error) {
-	for d.bytes.i == d.bytes.j {
-		if err = d.fill(); err != nil {
 			return 0, err
 		}
+		if c != 0xff {
+			continue
+		}
+		for c == 0xff {
+			if c, err = d.src.readByte(); err != nil {
+				return 0, err
+			}
+		}
+		if c != 0 {
+			return c, nil
+		}
 	}
-	x = d.bytes.buf[d.bytes.i]
-	d.bytes.i++
-	d.bytes.nUnreadable = 0
-	return x, nil
 }
 
-// errMissingFF00 means that readByteStuffedByte encountered an 0xff byte (a
-// marker byte) that wasn't the expected byte-stuffed sequence 0xff, 0x00.
-var errMissingFF00 = formatError("missing 0xff00 sequence (entropy-coded data ends early)")
-
-// readByteStuffedByte is like readByte but is for byte-stuffed Huffman data.
-func (d *decoder) readByteStuffedByte() (x byte, err error) {
-	// Take the fast path if d.bytes.buf contains at least two bytes.
-	if d.bytes.i+2 <= d.bytes.j {
-		x = d.bytes.buf[d.bytes.i]
-		d.bytes.i++
-		d.bytes.nUnreadable = 1
-		if x != 0xff {
-			return x, err
-		}
-		if d.bytes.buf[d.bytes.i] != 0x00 {
-			return 0, errMissingFF00
-		}
-		d.bytes.i++
-		d.bytes.nUnreadable = 2
-		return 0xff, nil
-	}
-
-	d.bytes.nUnreadable = 0
-
-	x, err = d.readByte()
+// decode parses the marker segments from r up to EOI (T.81 B.2) and, unless
+// configOnly, decodes every scan. With configOnly it stops after the frame
+// header and returns a nil image.
+func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
+	d.src.r = r
+	d.br.src = &d.src
+	soi, err := d.src.take(2)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	d.bytes.nUnreadable = 1
-	if x != 0xff {
-		return x, nil
+	if soi[0] != 0xff || soi[1] != mSOI {
+		return nil, formatError("missing SOI marker (not a JPEG file)")
 	}
-
-	x, err = d.readByte()
-	if err != nil {
-		return 0, err
-	}
-	d.bytes.nUnreadable = 2
-	if x != 0x00 {
-		return 0, errMissingFF00
-	}
-	return 0xff, nil
-}
-
-// readFull reads exactly len(p) bytes into p. It does not care about byte
-// stuffing.
-func (d *decoder) readFull(p []byte) error {
-	// Unread the overshot bytes, if any.
-	if d.bytes.nUnreadable != 0 {
-		if d.bits.n >= 8 {
-			d.unreadByteStuffedByte()
-		}
-		d.bytes.nUnreadable = 0
-	}
-
 	for {
-		n := copy(p, d.bytes.buf[d.bytes.i:d.bytes.j])
-		p = p[n:]
-		d.bytes.i += n
-		if len(p) == 0 {
+		m, err := d.nextMarker()
+		if err != nil {
+			return nil, err
+		}
+		if m == mEOI {
 			break
 		}
-		if err := d.fill(); err != nil {
-			return err
+		if mRST0 <= m && m <= mRST7 {
+			// A stray restart marker (some encoders write one after the
+			// last interval) has no segment; ignore it as libjpeg does.
+			continue
+		}
+		lp, err := d.src.take(2)
+		if err != nil {
+			return nil, err
+		}
+		n := int(lp[0])<<8 | int(lp[1]) - 2 // The length counts itself.
+		if n < 0 {
+			return nil, formatError("short segment length")
+		}
+		if err := d.segment(m, n, configOnly); err != nil {
+			return nil, err
+		}
+		if configOnly && d.nComp != 0 {
+			return nil, nil
 		}
 	}
-	return nil
+	return d.finish(configOnly)
 }
 
-// ignore ignores the next n bytes.
-func (d *decoder) ignore(n int) error {
-	// Unread the overshot bytes, if any.
-	if d.bytes.nUnreadable != 0 {
-		if d.bits.n >= 8 {
-			d.unreadByteStuffedByte()
+// segment handles one marker segment with n bytes of payload.
+func (d *decoder) segment(m byte, n int, configOnly bool) error {
+	switch {
+	case m == mSOF0 || m == mSOF1 || m == mSOF2:
+		d.baseline = m == mSOF0
+		d.progressive = m == mSOF2
+		return d.processSOF(n)
+	case m == mSOS:
+		if configOnly {
+			return formatError("SOS marker before SOF marker")
 		}
-		d.bytes.nUnreadable = 0
+		return d.processSOS(n)
+	case m == mDHT && !configOnly:
+		return d.processDHT(n)
+	case m == mDQT && !configOnly:
+		return d.processDQT(n)
+	case m == mDRI && !configOnly:
+		return d.processDRI(n)
+	case m == mDHT || m == mDQT || m == mDRI || m == mCOM:
+		return d.src.skip(n)
+	case m == mAPP0 || m == mAP14:
+		return d.processApp(m, n)
+	case mAPP0 < m && m <= mAP15:
+		return d.src.skip(n)
+	case m == mDNL:
+		return unsupportedError("DNL marker")
+	case m < 0xc0: // T.81 Table B.1 assigns nothing below 0xC0 but reserved codes.
+		return formatError(fmt.Sprintf("unknown marker 0x%02x", m))
 	}
-
-	for {
-		m := d.bytes.j - d.bytes.i
-		if m > n {
-			m = n
-		}
-		d.bytes.i += m
-		n -= m
-		if n == 0 {
-			break
-		}
-		if err := d.fill(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return unsupportedError(fmt.Sprintf("JPEG process or marker 0x%02x (only Huffman-coded baseline, extended and progressive DCT are supported)", m))
 }
 
-// Specified in section B.2.2.
+// processSOF parses a frame header (T.81 B.2.2) and checks it against what
+// this package decodes.
 func (d *decoder) processSOF(n int) error {
 	if d.nComp != 0 {
 		return formatError("multiple SOF markers")
 	}
-	switch n {
-	case 6 + 3*1: // Grayscale image.
-		d.nComp = 1
-	case 6 + 3*3: // YCbCr or RGB image.
-		d.nComp = 3
-	case 6 + 3*4: // CMYK or YCCK image.
-		d.nComp = 4
-	default:
-		if n < 6 {
-			return formatError("SOF has wrong length")
-		}
-		return unsupportedError(fmt.Sprintf("number of components (SOF length %d)", n))
-	}
-	if err := d.readFull(d.tmp[:n]); err != nil {
-		return err
-	}
-	// We only support 8-bit precision.
-	if d.tmp[0] != 8 {
-		return unsupportedError(fmt.Sprintf("sample precision %d bits (only 8 is supported)", d.tmp[0]))
-	}
-	d.height = int(d.tmp[1])<<8 + int(d.tmp[2])
-	d.width = int(d.tmp[3])<<8 + int(d.tmp[4])
-	if int(d.tmp[5]) != d.nComp {
+	nc := (n - 6) / 3
+	if n < 6 {
 		return formatError("SOF has wrong length")
 	}
-	if d.height == 0 {
+	if n != 6+3*nc || (nc != 1 && nc != 3 && nc != 4) {
+		return unsupportedError(fmt.Sprintf("number of components (SOF length %d)", n))
+	}
+	p, err := d.src.take(n)
+	if err != nil {
+		return err
+	}
+	if p[0] != 8 {
+		return unsupportedError(fmt.Sprintf("sample precision %d bits (only 8 is supported)", p[0]))
+	}
+	d.height = int(p[1])<<8 | int(p[2])
+	d.width = int(p[3])<<8 | int(p[4])
+	if int(p[5]) != nc {
+		return formatError("SOF has wrong length")
+	}
+	d.nComp = nc
+	switch {
+	case d.height == 0:
 		// Height 0 means "given later by a DNL marker", which libjpeg rejects too.
 		return unsupportedError("image height 0 (DNL marker)")
-	}
-	if d.width == 0 {
+	case d.width == 0:
 		return formatError("image width 0")
-	}
-	if int64(d.width)*int64(d.height) > int64(MaxPixels) {
+	case int64(d.width)*int64(d.height) > int64(MaxPixels):
 		return fmt.Errorf("jpeg: image is %dx%d = %d pixels, above jpeg.MaxPixels (%d)",
 			d.width, d.height, int64(d.width)*int64(d.height), MaxPixels)
 	}
-
 	d.hMax, d.vMax = 1, 1
-	for i := 0; i < d.nComp; i++ {
-		d.comp[i].c = d.tmp[6+3*i]
-		// Section B.2.2 states that "the value of C_i shall be different from
-		// the values of C_1 through C_(i-1)".
-		for j := 0; j < i; j++ {
-			if d.comp[i].c == d.comp[j].c {
+	for i := range nc {
+		c := &d.comp[i]
+		f := p[6+3*i:]
+		c.c, c.h, c.v, c.tq = f[0], int(f[1]>>4), int(f[1]&15), f[2]
+		for j := range i {
+			if d.comp[j].c == c.c {
 				return formatError("repeated component identifier")
 			}
 		}
-
-		d.comp[i].tq = d.tmp[8+3*i]
-		if d.comp[i].tq > maxTq {
+		if c.tq > 3 {
 			return formatError("bad Tq value")
 		}
-
-		hv := d.tmp[7+3*i]
-		h, v := int(hv>>4), int(hv&0x0f)
-		if h < 1 || 4 < h || v < 1 || 4 < v {
+		if c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4 {
 			return formatError("bad sampling factors")
 		}
-		if d.nComp == 1 {
-			// If a JPEG image has only one component, section A.2 says "this data
-			// is non-interleaved by definition" and section A.2.2 says "[in this
-			// case...] the order of data units within a scan shall be left-to-right
-			// and top-to-bottom... regardless of the values of H_1 and V_1". Section
-			// 4.8.2 also says "[for non-interleaved data], the MCU is defined to be
-			// one data unit". Similarly, section A.1.1 explains that it is the ratio
-			// of H_i to max_j(H_j) that matters, and similarly for V. For grayscale
-			// images, H_1 is the maximum H_j for all components j, so that ratio is
-			// always 1. The component's (h, v) is effectively always (1, 1): even if
-			// the nominal (h, v) is (2, 1), a 20x5 image is encoded in three 8x8
-			// MCUs, not two 16x8 MCUs.
-			h, v = 1, 1
+		if nc == 1 {
+			// A single-component scan is non-interleaved (T.81 A.2): its
+			// MCU is one block whatever H and V say.
+			c.h, c.v = 1, 1
 		}
-		d.comp[i].h = h
-		d.comp[i].v = v
-		d.hMax = max(d.hMax, h)
-		d.vMax = max(d.vMax, v)
+		d.hMax, d.vMax = max(d.hMax, c.h), max(d.vMax, c.v)
 	}
-
 	// libjpeg upsamples every component by the integer ratios hMax/h and
 	// vMax/v (jdsample.c); it rejects fractional ratios, and so do we.
-	totalHV := 0
-	for i := 0; i < d.nComp; i++ {
+	blocks := 0
+	for i := range nc {
 		c := &d.comp[i]
-		totalHV += c.h * c.v
+		blocks += c.h * c.v
 		if d.hMax%c.h != 0 || d.vMax%c.v != 0 {
 			return unsupportedError("fractional sampling ratio " + d.samplingString())
 		}
 	}
-	// Section B.2.3 states that if there is more than one component then the
-	// total H*V values in an interleaved scan must be <= 10 (libjpeg's
+	// An interleaved MCU holds at most 10 blocks (T.81 B.2.3; libjpeg's
 	// D_MAX_BLOCKS_IN_MCU).
-	if d.nComp > 1 && totalHV > 10 {
+	if nc > 1 && blocks > 10 {
 		return formatError("total sampling factors too large " + d.samplingString())
 	}
 	d.mxx = (d.width + 8*d.hMax - 1) / (8 * d.hMax)
@@ -463,7 +336,7 @@ func (d *decoder) processSOF(n int) error {
 // e.g. "2x2,1x1,1x1" for 4:2:0.
 func (d *decoder) samplingString() string {
 	s := ""
-	for i := 0; i < d.nComp; i++ {
+	for i := range d.nComp {
 		if i > 0 {
 			s += ","
 		}
@@ -472,242 +345,82 @@ func (d *decoder) samplingString() string {
 	return s
 }
 
-// Specified in section B.2.4.1.
+// processDQT parses quantization tables (T.81 B.2.4.1), 8- or 16-bit.
 func (d *decoder) processDQT(n int) error {
-loop:
 	for n > 0 {
-		n--
-		x, err := d.readByte()
+		pq, err := d.src.readByte()
 		if err != nil {
 			return err
 		}
-		tq := x & 0x0f
-		if tq > maxTq {
+		n--
+		id, wide := pq&15, pq>>4
+		if id > 3 {
 			return formatError("bad Tq value")
 		}
-		switch x >> 4 {
-		default:
+		if wide > 1 {
 			return formatError("bad Pq value")
-		case 0:
-			if n < blockSize {
-				break loop
-			}
-			n -= blockSize
-			if err := d.readFull(d.tmp[:blockSize]); err != nil {
-				return err
-			}
-			for i := range d.quant[tq] {
-				d.quant[tq][i] = int32(d.tmp[i])
-			}
-			d.quantDefined[tq] = true
-		case 1:
-			if n < 2*blockSize {
-				break loop
-			}
-			n -= 2 * blockSize
-			if err := d.readFull(d.tmp[:2*blockSize]); err != nil {
-				return err
-			}
-			for i := range d.quant[tq] {
-				d.quant[tq][i] = int32(d.tmp[2*i])<<8 | int32(d.tmp[2*i+1])
-			}
-			d.quantDefined[tq] = true
 		}
-	}
-	if n != 0 {
-		return formatError("DQT has wrong length")
+		size := blockSize << wide
+		if n < size {
+			return formatError("DQT has wrong length")
+		}
+		n -= size
+		p, err := d.src.take(size)
+		if err != nil {
+			return err
+		}
+		for k := range blockSize {
+			if wide == 1 {
+				d.quant[id][k] = int32(p[2*k])<<8 | int32(p[2*k+1])
+			} else {
+				d.quant[id][k] = int32(p[k])
+			}
+		}
+		d.quantDefined[id] = true
 	}
 	return nil
 }
 
-// Specified in section B.2.4.4.
+// processDRI parses a restart interval (T.81 B.2.4.4).
 func (d *decoder) processDRI(n int) error {
 	if n != 2 {
 		return formatError("DRI has wrong length")
 	}
-	if err := d.readFull(d.tmp[:2]); err != nil {
+	p, err := d.src.take(2)
+	if err != nil {
 		return err
 	}
-	d.ri = int(d.tmp[0])<<8 + int(d.tmp[1])
+	d.restartInterval = int(p[0])<<8 | int(p[1])
 	return nil
 }
 
-func (d *decoder) processApp0Marker(n int) error {
-	if n < 5 {
-		return d.ignore(n)
+// processApp looks for the JFIF APP0 and Adobe APP14 signatures, which
+// decide the colour transform (see isRGB and isYCCK); the rest is skipped.
+func (d *decoder) processApp(m byte, n int) error {
+	want := 5 // "JFIF\0"
+	if m == mAP14 {
+		want = 12 // "Adobe", version, flags0, flags1, transform
 	}
-	if err := d.readFull(d.tmp[:5]); err != nil {
+	if n < want {
+		return d.src.skip(n)
+	}
+	p, err := d.src.take(want)
+	if err != nil {
 		return err
 	}
-	n -= 5
-
-	if d.tmp[0] == 'J' && d.tmp[1] == 'F' && d.tmp[2] == 'I' && d.tmp[3] == 'F' && d.tmp[4] == '\x00' {
+	switch {
+	case m == mAPP0 && string(p) == "JFIF\x00":
 		d.jfif = true
-	}
-
-	if n > 0 {
-		return d.ignore(n)
-	}
-	return nil
-}
-
-func (d *decoder) processApp14Marker(n int) error {
-	if n < 12 {
-		return d.ignore(n)
-	}
-	if err := d.readFull(d.tmp[:12]); err != nil {
-		return err
-	}
-	n -= 12
-
-	if d.tmp[0] == 'A' && d.tmp[1] == 'd' && d.tmp[2] == 'o' && d.tmp[3] == 'b' && d.tmp[4] == 'e' {
+	case m == mAP14 && string(p[:5]) == "Adobe":
 		d.adobeTransformValid = true
-		d.adobeTransform = d.tmp[11]
+		d.adobeTransform = p[11]
 	}
-
-	if n > 0 {
-		return d.ignore(n)
-	}
-	return nil
+	return d.src.skip(n - want)
 }
 
-// decode reads a JPEG image from r. With configOnly it stops after the frame
-// header and returns a nil image.
-func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
-	d.r = r
-
-	// Check for the Start Of Image marker.
-	if err := d.readFull(d.tmp[:2]); err != nil {
-		return nil, err
-	}
-	if d.tmp[0] != 0xff || d.tmp[1] != soiMarker {
-		return nil, formatError("missing SOI marker (not a JPEG file)")
-	}
-
-	// Process the remaining segments until the End Of Image marker.
-	for {
-		err := d.readFull(d.tmp[:2])
-		if err != nil {
-			return nil, err
-		}
-		for d.tmp[0] != 0xff {
-			// Strictly speaking, this is a format error. However, libjpeg is
-			// liberal in what it accepts. As of version 9, next_marker in
-			// jdmarker.c treats this as a warning (JWRN_EXTRANEOUS_DATA) and
-			// continues to decode the stream. Even before next_marker sees
-			// extraneous data, jpeg_fill_bit_buffer in jdhuff.c reads as many
-			// bytes as it can, possibly past the end of a scan's data. It
-			// effectively puts back any markers that it overscanned (e.g. an
-			// "\xff\xd9" EOI marker), but it does not put back non-marker data,
-			// and thus it can silently ignore a small number of extraneous
-			// non-marker bytes before next_marker has a chance to see them (and
-			// print a warning).
-			//
-			// We are therefore also liberal in what we accept. Extraneous data
-			// is silently ignored.
-			//
-			// This is similar to, but not exactly the same as, the restart
-			// mechanism within a scan (the RST[0-7] markers).
-			//
-			// Note that extraneous 0xff bytes in e.g. SOS data are escaped as
-			// "\xff\x00", and so are detected a little further down below.
-			d.tmp[0] = d.tmp[1]
-			d.tmp[1], err = d.readByte()
-			if err != nil {
-				return nil, err
-			}
-		}
-		marker := d.tmp[1]
-		if marker == 0 {
-			// Treat "\xff\x00" as extraneous data.
-			continue
-		}
-		for marker == 0xff {
-			// Section B.1.1.2 says, "Any marker may optionally be preceded by any
-			// number of fill bytes, which are bytes assigned code X'FF'".
-			marker, err = d.readByte()
-			if err != nil {
-				return nil, err
-			}
-		}
-		if marker == eoiMarker { // End Of Image.
-			break
-		}
-		if rst0Marker <= marker && marker <= rst7Marker {
-			// Figures B.2 and B.16 of the specification suggest that restart markers should
-			// only occur between Entropy Coded Segments and not after the final ECS.
-			// However, some encoders may generate incorrect JPEGs with a final restart
-			// marker. That restart marker will be seen here instead of inside the processSOS
-			// method, and is ignored as a harmless error. Restart markers have no extra data,
-			// so we check for this before we read the 16-bit length of the segment.
-			continue
-		}
-
-		// Read the 16-bit length of the segment. The value includes the 2 bytes for the
-		// length itself, so we subtract 2 to get the number of remaining bytes.
-		if err = d.readFull(d.tmp[:2]); err != nil {
-			return nil, err
-		}
-		n := int(d.tmp[0])<<8 + int(d.tmp[1]) - 2
-		if n < 0 {
-			return nil, formatError("short segment length")
-		}
-
-		switch marker {
-		case sof0Marker, sof1Marker, sof2Marker:
-			d.baseline = marker == sof0Marker
-			d.progressive = marker == sof2Marker
-			err = d.processSOF(n)
-			if configOnly {
-				return nil, err
-			}
-		case dhtMarker:
-			if configOnly {
-				err = d.ignore(n)
-			} else {
-				err = d.processDHT(n)
-			}
-		case dqtMarker:
-			if configOnly {
-				err = d.ignore(n)
-			} else {
-				err = d.processDQT(n)
-			}
-		case sosMarker:
-			if configOnly {
-				return nil, formatError("SOS marker before SOF marker")
-			}
-			err = d.processSOS(n)
-		case driMarker:
-			if configOnly {
-				err = d.ignore(n)
-			} else {
-				err = d.processDRI(n)
-			}
-		case app0Marker:
-			err = d.processApp0Marker(n)
-		case app14Marker:
-			err = d.processApp14Marker(n)
-		case dnlMarker:
-			err = unsupportedError("DNL marker")
-		default:
-			if app0Marker <= marker && marker <= app15Marker || marker == comMarker {
-				err = d.ignore(n)
-			} else if marker < 0xc0 { // See Table B.1 "Marker code assignments".
-				err = formatError(fmt.Sprintf("unknown marker 0x%02x", marker))
-			} else {
-				err = unsupportedError(fmt.Sprintf("JPEG process or marker 0x%02x (only Huffman-coded baseline, extended and progressive DCT are supported)", marker))
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	if configOnly {
-		return nil, formatError("missing SOF marker")
-	}
-	if d.nComp == 0 {
+// finish checks that the image is complete and converts it to pixels.
+func (d *decoder) finish(configOnly bool) (image.Image, error) {
+	if configOnly || d.nComp == 0 {
 		return nil, formatError("missing SOF marker")
 	}
 	if d.planes[0] == nil {
@@ -717,9 +430,9 @@ func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
 		if d.wouldBlockSmooth() {
 			return nil, unsupportedError("incomplete progressive JPEG: libjpeg would apply block smoothing to missing coefficients")
 		}
-		d.reconstructProgressiveImage()
+		d.reconstructProgressive()
 	} else {
-		for i := 0; i < d.nComp; i++ {
+		for i := range d.nComp {
 			if !d.scanned[i] {
 				return nil, formatError(fmt.Sprintf("no scan data for component %d", i))
 			}

@@ -1,30 +1,30 @@
-// Copyright 2012 The Go Authors. All rights reserved.
-// Use of this source code is governed by a BSD-style
-// license that can be found in the LICENSE-go file.
-//
-// This file is derived from Go's image/jpeg/scan.go (go1.26.8). Changes:
-// samples go to per-component planes (upsampled later, see color.go), blocks
-// are reconstructed with libjpeg's ISLOW IDCT (idct.go), non-interleaved
-// scans count restart intervals per block as libjpeg does, quantization
-// tables are latched per component, and progressive coefficient bits are
-// tracked to detect files libjpeg would block-smooth.
-
 package jpeg
 
 import "fmt"
 
+// scanComp is one component of a scan with its entropy tables.
+type scanComp struct {
+	ci     int // index into decoder.comp
+	dc, ac *huffTable
+	pred   int32 // DC predictor (T.81 F.2.1.3.1)
+}
+
+// scanHeader holds the spectral selection and successive approximation
+// parameters of a scan (T.81 B.2.3); sequential scans use 0, 63, 0, 0.
+type scanHeader struct {
+	ss, se int // first and last zig-zag index
+	ah, al int
+}
+
 // allocate creates the sample planes (and, for progressive files, the
-// coefficient store) at the first SOS marker.
+// coefficient store) once the first scan starts.
 func (d *decoder) allocate() {
-	for i := 0; i < d.nComp; i++ {
+	for i := range d.nComp {
 		c := &d.comp[i]
 		d.strides[i] = 8 * c.h * d.mxx
 		d.planes[i] = make([]byte, d.strides[i]*8*c.v*d.myy)
 		if d.progressive {
-			// Allocated for every component, zeroed, like libjpeg's
-			// pre-zeroed coefficient arrays: a component that no scan
-			// covers decodes as mid-gray instead of being an error.
-			d.progCoeffs[i] = make([]block16, d.mxx*c.h*d.myy*c.v)
+			d.coeffs[i] = make([]block16, d.mxx*c.h*d.myy*c.v)
 			for k := range d.coefBits[i] {
 				d.coefBits[i][k] = -1
 			}
@@ -32,433 +32,373 @@ func (d *decoder) allocate() {
 	}
 }
 
-// compBlocks returns the number of 8x8 blocks per row and per column that
-// actually hold image data for component i (libjpeg's width_in_blocks and
-// height_in_blocks). Non-interleaved scans code exactly these blocks.
-func (d *decoder) compBlocks(i int) (bw, bh int) {
-	dsw, dsh := d.compSize(i)
-	return (dsw + 7) / 8, (dsh + 7) / 8
-}
-
-// compSize returns component i's size in samples: the image size scaled by
-// its sampling factors and rounded up (libjpeg's downsampled_width/height).
+// compSize is component i's size in samples (T.81 A.1.1).
 func (d *decoder) compSize(i int) (w, h int) {
 	c := &d.comp[i]
 	return (d.width*c.h + d.hMax - 1) / d.hMax, (d.height*c.v + d.vMax - 1) / d.vMax
 }
 
-// scanComp is one component of the current scan.
-type scanComp struct {
-	compIndex int
-	td        uint8 // DC table selector.
-	ta        uint8 // AC table selector.
+// compBlocks is component i's size in blocks, as a non-interleaved scan
+// covers it.
+func (d *decoder) compBlocks(i int) (bw, bh int) {
+	w, h := d.compSize(i)
+	return (w + 7) / 8, (h + 7) / 8
 }
 
-// scanParams are the spectral selection and successive approximation
-// parameters of the current scan (Ss, Se, Ah and Al in the spec).
-type scanParams struct {
-	zigStart, zigEnd int32
-	ah, al           uint32
-}
-
-// Specified in section B.2.3.
+// processSOS parses a scan header and decodes the scan's entropy-coded data.
 func (d *decoder) processSOS(n int) error {
 	if d.nComp == 0 {
 		return formatError("missing SOF marker before SOS")
 	}
-	if n < 6 || 4+2*d.nComp < n || n%2 != 0 {
+	if n < 6 || n > 4+2*d.nComp || n%2 != 0 {
 		return formatError("SOS has wrong length")
 	}
-	if err := d.readFull(d.tmp[:n]); err != nil {
+	p, err := d.src.take(n)
+	if err != nil {
 		return err
 	}
-	nComp := int(d.tmp[0])
-	if n != 4+2*nComp {
+	ns := int(p[0])
+	if n != 4+2*ns {
 		return formatError("SOS length inconsistent with number of components")
 	}
-	var scan [maxComponents]scanComp
-	for i := 0; i < nComp; i++ {
-		cs := d.tmp[1+2*i] // Component selector.
-		compIndex := -1
-		for j, comp := range d.comp[:d.nComp] {
-			if cs == comp.c {
-				compIndex = j
+	var comps [4]scanComp
+	for i := range ns {
+		sel, tables := p[1+2*i], p[2+2*i]
+		ci := -1
+		for j := range d.nComp {
+			if d.comp[j].c == sel {
+				ci = j
 			}
 		}
-		if compIndex < 0 {
+		if ci < 0 {
 			return formatError("unknown component selector")
 		}
-		scan[i].compIndex = compIndex
-		// Section B.2.3 states that "the value of Cs_j shall be different from
-		// the values of Cs_1 through Cs_(j-1)". Since we have previously
-		// verified that a frame's component identifiers (C_i values in section
-		// B.2.2) are unique, it suffices to check that the implicit indexes
-		// into d.comp are unique.
-		for j := 0; j < i; j++ {
-			if scan[i].compIndex == scan[j].compIndex {
+		for j := range i {
+			if comps[j].ci == ci {
 				return formatError("repeated component selector")
 			}
 		}
-
-		// The baseline t <= 1 restriction is specified in table B.3.
-		scan[i].td = d.tmp[2+2*i] >> 4
-		if t := scan[i].td; t > maxTh || (d.baseline && t > 1) {
+		td, ta := tables>>4, tables&15
+		if td > 3 || (d.baseline && td > 1) {
 			return formatError("bad Td value")
 		}
-		scan[i].ta = d.tmp[2+2*i] & 0x0f
-		if t := scan[i].ta; t > maxTh || (d.baseline && t > 1) {
+		if ta > 3 || (d.baseline && ta > 1) {
 			return formatError("bad Ta value")
 		}
+		comps[i] = scanComp{ci: ci, dc: &d.huff[0][td], ac: &d.huff[1][ta]}
 	}
-
-	// For sequential JPEGs, these parameters are hard-coded to 0/63/0/0, as
-	// per table B.3.
-	p := scanParams{zigStart: 0, zigEnd: blockSize - 1}
+	h := scanHeader{ss: 0, se: blockSize - 1}
 	if d.progressive {
-		p.zigStart = int32(d.tmp[1+2*nComp])
-		p.zigEnd = int32(d.tmp[2+2*nComp])
-		p.ah = uint32(d.tmp[3+2*nComp] >> 4)
-		p.al = uint32(d.tmp[3+2*nComp] & 0x0f)
-		if (p.zigStart == 0 && p.zigEnd != 0) || p.zigStart > p.zigEnd || blockSize <= p.zigEnd {
+		q := p[1+2*ns:]
+		h = scanHeader{ss: int(q[0]), se: int(q[1]), ah: int(q[2] >> 4), al: int(q[2] & 15)}
+		if (h.ss == 0 && h.se != 0) || h.ss > h.se || h.se >= blockSize {
 			return formatError("bad spectral selection bounds")
 		}
-		if p.zigStart != 0 && nComp != 1 {
+		if h.ss != 0 && ns != 1 {
 			return formatError("progressive AC coefficients for more than one component")
 		}
-		// libjpeg's limit for 8-bit data (jdphuff.c start_pass_phuff_decoder).
-		if (p.ah != 0 && p.ah != p.al+1) || p.al > 13 {
+		if (h.ah != 0 && h.ah != h.al+1) || h.al > 13 {
 			return formatError("bad successive approximation values")
 		}
 	}
-
-	for i := 0; i < nComp; i++ {
-		if tq := d.comp[scan[i].compIndex].tq; !d.quantDefined[tq] {
+	for _, sc := range comps[:ns] {
+		if tq := d.comp[sc.ci].tq; !d.quantDefined[tq] {
 			return formatError(fmt.Sprintf("quantization table %d used before it is defined", tq))
 		}
 	}
 	if d.planes[0] == nil {
 		d.allocate()
 	}
-	for i := 0; i < nComp; i++ {
-		ci := scan[i].compIndex
+	for _, sc := range comps[:ns] {
+		ci := sc.ci
 		if !d.scanned[ci] {
-			// Latch the quantization table, as libjpeg does.
-			q := &d.quant[d.comp[ci].tq]
-			for zig := 0; zig < blockSize; zig++ {
-				d.compQuant[ci][unzig[zig]] = q[zig]
+			for k, q := range d.quant[d.comp[ci].tq] {
+				d.compQuant[ci][zigzag[k]] = q
 			}
 			d.scanned[ci] = true
 		}
 		if d.progressive {
-			for k := p.zigStart; k <= p.zigEnd; k++ {
-				d.coefBits[ci][k] = int8(p.al)
+			for k := h.ss; k <= h.se; k++ {
+				d.coefBits[ci][k] = int8(h.al)
 			}
 		}
 	}
-
-	d.bits = bits{}
-	d.eobRun = 0
-	var (
-		// dc holds the DC predictors, per component.
-		dc [maxComponents]int32
-		// b is the decoded coefficients, in natural (not zig-zag) order.
-		b           block
-		expectedRST = uint8(rst0Marker)
-	)
-	// nextMCU handles the restart marker that may follow MCU number mcu (1-based)
-	// out of total.
-	nextMCU := func(mcu, total int) error {
-		if d.ri == 0 || mcu%d.ri != 0 || mcu >= total {
-			return nil
-		}
-		// For well-formed input, the RST[0-7] restart marker follows
-		// immediately. For corrupt input, call findRST to try to
-		// resynchronize.
-		if err := d.readFull(d.tmp[:2]); err != nil {
-			return err
-		} else if d.tmp[0] != 0xff || d.tmp[1] != expectedRST {
-			if err := d.findRST(expectedRST); err != nil {
-				return err
-			}
-		}
-		expectedRST++
-		if expectedRST == rst7Marker+1 {
-			expectedRST = rst0Marker
-		}
-		// Reset the Huffman decoder.
-		d.bits = bits{}
-		// Reset the DC components, as per section F.2.1.3.1.
-		dc = [maxComponents]int32{}
-		// Reset the progressive decoder state, as per section G.1.2.2.
-		d.eobRun = 0
-		return nil
-	}
-
-	if nComp == 1 {
-		// A non-interleaved scan: each MCU is one block, and only the blocks
-		// that hold image data are coded, left to right and top to bottom
-		// (section A.2.2). Restart intervals count these blocks.
-		s := &scan[0]
-		ci := s.compIndex
-		bw, bh := d.compBlocks(ci)
-		total := bw * bh
-		mcu := 0
-		for by := 0; by < bh; by++ {
-			for bx := 0; bx < bw; bx++ {
-				if err := d.decodeBlock(&b, s, p, &dc[ci], bx, by); err != nil {
-					return err
-				}
-				mcu++
-				if err := nextMCU(mcu, total); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-
-	// An interleaved scan. The blocks are traversed one MCU at a time. For
-	// 4:2:0 chroma subsampling, there are four Y 8x8 blocks in every 16x16
-	// MCU; for a 32x16 pixel image, the Y blocks visiting order is:
-	//	0 1 4 5
-	//	2 3 6 7
-	// Blocks of partial MCUs at the right and bottom edges are coded even
-	// where they lie outside the image ("dummy blocks", section A.2.4).
-	total := d.mxx * d.myy
-	mcu := 0
-	for my := 0; my < d.myy; my++ {
-		for mx := 0; mx < d.mxx; mx++ {
-			for i := 0; i < nComp; i++ {
-				s := &scan[i]
-				ci := s.compIndex
-				hi, vi := d.comp[ci].h, d.comp[ci].v
-				for j := 0; j < hi*vi; j++ {
-					bx := hi*mx + j%hi
-					by := vi*my + j/hi
-					if err := d.decodeBlock(&b, s, p, &dc[ci], bx, by); err != nil {
-						return err
-					}
-				}
-			}
-			mcu++
-			if err := nextMCU(mcu, total); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return d.decodeScan(comps[:ns], h)
 }
 
-// decodeBlock decodes the coefficients of block (bx, by) of component
-// s.compIndex for the current scan. Sequential blocks are reconstructed into
-// the sample plane right away; progressive ones are accumulated.
-func (d *decoder) decodeBlock(b *block, s *scanComp, p scanParams, dc *int32, bx, by int) error {
-	ci := s.compIndex
-	var stored *block16
-	if d.progressive {
-		// Load the previous partially decoded coefficients.
-		stored = &d.progCoeffs[ci][by*d.mxx*d.comp[ci].h+bx]
-		for k, v := range stored {
-			b[k] = int32(v)
+// decodeScan walks the scan's MCUs (T.81 A.2), handling restart intervals
+// (F.2.2.4 / RSTm markers).
+func (d *decoder) decodeScan(comps []scanComp, h scanHeader) error {
+	// Check the tables the scan will use now rather than once per block.
+	for _, sc := range comps {
+		needDC := !d.progressive || (h.ss == 0 && h.ah == 0)
+		needAC := !d.progressive || h.ss > 0
+		if (needDC && !sc.dc.defined) || (needAC && !sc.ac.defined) {
+			return formatError("uninitialized Huffman table")
 		}
-	} else {
-		*b = block{}
 	}
-
-	if p.ah != 0 {
-		if err := d.refine(b, &d.huff[acTable][s.ta], p.zigStart, p.zigEnd, 1<<p.al); err != nil {
-			return err
-		}
+	d.br.reset()
+	d.eobRun = 0
+	var coef block
+	one := len(comps) == 1
+	var mcusX, mcus int
+	if one {
+		bw, bh := d.compBlocks(comps[0].ci)
+		mcusX, mcus = bw, bw*bh
 	} else {
-		zig := p.zigStart
-		if zig == 0 {
-			zig++
-			// Decode the DC coefficient, as specified in section F.2.2.1.
-			value, err := d.decodeHuffman(&d.huff[dcTable][s.td])
-			if err != nil {
+		mcusX, mcus = d.mxx, d.mxx*d.myy
+	}
+	nextRST := byte(mRST0)
+	for m := range mcus {
+		if d.restartInterval > 0 && m > 0 && m%d.restartInterval == 0 {
+			if err := d.restart(nextRST); err != nil {
 				return err
 			}
-			if value > 15 {
-				// libjpeg rejects DC tables with such symbols (jdhuff.c).
-				return formatError("bad DC coefficient size")
+			nextRST = mRST0 + (nextRST-mRST0+1)%8
+			for i := range comps {
+				comps[i].pred = 0
 			}
-			dcDelta, err := d.receiveExtend(value)
-			if err != nil {
-				return err
-			}
-			*dc += dcDelta
-			b[0] = *dc << p.al
 		}
-
-		if zig <= p.zigEnd && d.eobRun > 0 {
-			d.eobRun--
-		} else {
-			// Decode the AC coefficients, as specified in section F.2.2.2.
-			huff := &d.huff[acTable][s.ta]
-			for ; zig <= p.zigEnd; zig++ {
-				value, err := d.decodeHuffman(huff)
-				if err != nil {
-					return err
-				}
-				val0 := value >> 4
-				val1 := value & 0x0f
-				if val1 != 0 {
-					zig += int32(val0)
-					if zig > p.zigEnd {
-						break
+		mx, my := m%mcusX, m/mcusX
+		for i := range comps {
+			sc := &comps[i]
+			c := &d.comp[sc.ci]
+			bh, bv := c.h, c.v
+			if one {
+				bh, bv = 1, 1
+			}
+			for v := range bv {
+				for u := range bh {
+					bx, by := mx*bh+u, my*bv+v
+					var err error
+					if d.progressive {
+						err = d.progressiveBlock(sc, h, &d.coeffs[sc.ci][by*d.mxx*c.h+bx])
+					} else {
+						err = d.sequentialBlock(sc, &coef)
+						if err == nil {
+							s := d.strides[sc.ci]
+							idctISLOW(&coef, &d.compQuant[sc.ci], d.planes[sc.ci][8*(by*s+bx):], s)
+						}
 					}
-					ac, err := d.receiveExtend(val1)
 					if err != nil {
 						return err
 					}
-					b[unzig[zig]] = ac << p.al
-				} else {
-					if val0 != 0x0f {
-						d.eobRun = uint16(1 << val0)
-						if val0 != 0 {
-							bits, err := d.decodeBits(int32(val0))
-							if err != nil {
-								return err
-							}
-							d.eobRun |= uint16(bits)
-						}
-						d.eobRun--
-						break
-					}
-					zig += 0x0f
 				}
 			}
 		}
-	}
-
-	if d.progressive {
-		// Save the coefficients; reconstructProgressiveImage does the IDCT
-		// once all scans are in.
-		for k, v := range b {
-			stored[k] = int16(v)
+		if err := d.br.overrun(); err != nil {
+			return err
 		}
-		return nil
 	}
-	d.reconstructBlock(b, bx, by, ci)
 	return nil
 }
 
-// refine decodes a successive approximation refinement block, as specified in
-// section G.1.2.
-func (d *decoder) refine(b *block, h *huffman, zigStart, zigEnd, delta int32) error {
-	// Refining a DC component is trivial.
-	if zigStart == 0 {
-		if zigEnd != 0 {
-			return formatError("bad spectral selection bounds")
-		}
-		bit, err := d.decodeBit()
+// restart discards the interval's remaining bits and expects RSTm next,
+// skipping any leftover data bytes before it.
+func (d *decoder) restart(want byte) error {
+	d.br.reset()
+	d.eobRun = 0
+	for {
+		c, err := d.src.readByte()
 		if err != nil {
 			return err
 		}
-		if bit {
-			b[0] |= delta
+		if c != 0xff {
+			continue
 		}
+		for c == 0xff {
+			if c, err = d.src.readByte(); err != nil {
+				return err
+			}
+		}
+		switch c {
+		case 0:
+			continue
+		case want:
+			return nil
+		}
+		return formatError("bad RST marker")
+	}
+}
+
+// sequentialBlock decodes one block of a sequential scan into coef in
+// natural order (T.81 F.2.2.1 and F.2.2.2).
+func (d *decoder) sequentialBlock(sc *scanComp, coef *block) error {
+	*coef = block{}
+	if err := d.decodeDC(sc); err != nil {
+		return err
+	}
+	coef[0] = sc.pred
+	br := &d.br
+	ac := sc.ac
+	for k := 1; k < blockSize; k++ {
+		rs, err := br.decode(ac)
+		if err != nil {
+			return err
+		}
+		r, s := int(rs>>4), int(rs&15)
+		if s == 0 {
+			if r != 15 {
+				break // EOB
+			}
+			k += 15 // ZRL
+			continue
+		}
+		k += r
+		if k >= blockSize {
+			break
+		}
+		coef[zigzag[k]] = br.receiveExtend(s)
+	}
+	return nil
+}
+
+// decodeDC decodes a DC difference and adds it to the component's
+// predictor (T.81 F.2.2.1).
+func (d *decoder) decodeDC(sc *scanComp) error {
+	t, err := d.br.decode(sc.dc)
+	if err != nil {
+		return err
+	}
+	if t > 15 {
+		return formatError("bad DC coefficient size")
+	}
+	sc.pred += d.br.receiveExtend(int(t))
+	return nil
+}
+
+// progressiveBlock applies one progressive scan's data to a stored block
+// (T.81 G.1.2).
+func (d *decoder) progressiveBlock(sc *scanComp, h scanHeader, coef *block16) error {
+	br := &d.br
+	if h.ss == 0 { // DC scan, G.1.2.1: interleaved, no end-of-band runs.
+		if h.ah != 0 {
+			if br.bit() {
+				coef[0] |= int16(1 << h.al)
+			}
+			return nil
+		}
+		if err := d.decodeDC(sc); err != nil {
+			return err
+		}
+		coef[0] = int16(sc.pred << h.al)
 		return nil
 	}
+	if h.ah != 0 {
+		return d.refineAC(sc, h, coef)
+	}
+	// First AC scan, G.1.2.2.
+	if d.eobRun > 0 {
+		d.eobRun--
+		return nil
+	}
+	for k := h.ss; k <= h.se; k++ {
+		rs, err := br.decode(sc.ac)
+		if err != nil {
+			return err
+		}
+		r, s := int(rs>>4), int(rs&15)
+		if s == 0 {
+			if r == 15 {
+				k += 15
+				continue
+			}
+			d.eobRun = 1<<r + int(br.bits(r)) - 1 // EOBr counts this block.
+			return nil
+		}
+		k += r
+		if k > h.se {
+			break
+		}
+		coef[zigzag[k]] = int16(br.receiveExtend(s) << h.al)
+	}
+	return nil
+}
 
-	// Refining AC components is more complicated; see sections G.1.2.2 and G.1.2.3.
-	zig := zigStart
+// refineAC decodes an AC successive-approximation refinement scan for one
+// block (T.81 G.1.2.3): each new coefficient is +-1<<Al after a run of
+// still-zero ones, and every coefficient that is already nonzero and passed
+// over receives one correction bit.
+func (d *decoder) refineAC(sc *scanComp, h scanHeader, coef *block16) error {
+	br := &d.br
+	bit := int16(1) << h.al
+	k := h.ss
 	if d.eobRun == 0 {
-	loop:
-		for ; zig <= zigEnd; zig++ {
-			z := int32(0)
-			value, err := d.decodeHuffman(h)
+		for ; k <= h.se; k++ {
+			rs, err := br.decode(sc.ac)
 			if err != nil {
 				return err
 			}
-			val0 := value >> 4
-			val1 := value & 0x0f
-
-			switch val1 {
+			r, s := int(rs>>4), int(rs&15)
+			var val int16
+			switch s {
 			case 0:
-				if val0 != 0x0f {
-					d.eobRun = uint16(1 << val0)
-					if val0 != 0 {
-						bits, err := d.decodeBits(int32(val0))
-						if err != nil {
-							return err
-						}
-						d.eobRun |= uint16(bits)
-					}
-					break loop
+				if r != 15 {
+					d.eobRun = 1<<r + int(br.bits(r))
 				}
 			case 1:
-				z = delta
-				bit, err := d.decodeBit()
-				if err != nil {
-					return err
-				}
-				if !bit {
-					z = -z
+				val = -bit
+				if br.bit() {
+					val = bit
 				}
 			default:
 				return formatError("unexpected Huffman code")
 			}
-
-			zig, err = d.refineNonZeroes(b, zig, zigEnd, int32(val0), delta)
-			if err != nil {
-				return err
+			if d.eobRun > 0 {
+				break
 			}
-			if zig > zigEnd {
+			// Skip r zero coefficients, refining the nonzero ones passed.
+			for ; k <= h.se; k++ {
+				c := &coef[zigzag[k]]
+				if *c != 0 {
+					d.correct(c, bit)
+				} else {
+					if r == 0 {
+						break
+					}
+					r--
+				}
+			}
+			if k > h.se {
 				return formatError("too many coefficients")
 			}
-			if z != 0 {
-				b[unzig[zig]] = z
+			if val != 0 {
+				coef[zigzag[k]] = val
 			}
 		}
 	}
 	if d.eobRun > 0 {
-		d.eobRun--
-		if _, err := d.refineNonZeroes(b, zig, zigEnd, -1, delta); err != nil {
-			return err
+		// Inside an end-of-band run only the correction bits remain.
+		for ; k <= h.se; k++ {
+			if c := &coef[zigzag[k]]; *c != 0 {
+				d.correct(c, bit)
+			}
 		}
+		d.eobRun--
 	}
 	return nil
 }
 
-// refineNonZeroes refines non-zero entries of b in zig-zag order. If nz >= 0,
-// the first nz zero entries are skipped over.
-func (d *decoder) refineNonZeroes(b *block, zig, zigEnd, nz, delta int32) (int32, error) {
-	for ; zig <= zigEnd; zig++ {
-		u := unzig[zig]
-		if b[u] == 0 {
-			if nz == 0 {
-				break
-			}
-			nz--
-			continue
-		}
-		bit, err := d.decodeBit()
-		if err != nil {
-			return 0, err
-		}
-		if !bit {
-			continue
-		}
-		if b[u] >= 0 {
-			b[u] += delta
+// correct reads one correction bit for the nonzero coefficient c and, if
+// set, adds bit to its magnitude (libjpeg skips coefficients whose bit is
+// already set, which only happens in malformed files).
+func (d *decoder) correct(c *int16, bit int16) {
+	if d.br.bit() && *c&bit == 0 {
+		if *c >= 0 {
+			*c += bit
 		} else {
-			b[u] -= delta
+			*c -= bit
 		}
 	}
-	return zig, nil
 }
 
-// wouldBlockSmooth reports whether libjpeg would apply its inter-block
-// smoothing to this progressive image (jdcoefct.c smoothing_ok, with
-// do_block_smoothing on by default): when the DC of every component is known
-// but some of the first ten zig-zag coefficients of some component were never
-// sent or not refined down to bit 0. Complete files never qualify. The check
-// errs on the side of reporting smoothing (it ignores libjpeg's zero-quantizer
-// exemption), so such files are refused rather than decoded differently.
+// wouldBlockSmooth reports whether libjpeg would apply its block smoothing
+// (jdcoefct.c smoothing_ok) to this progressive image: every component has
+// its DC coefficient and some of the first AC coefficients are still
+// missing or incomplete. We refuse those files rather than approximate them.
 func (d *decoder) wouldBlockSmooth() bool {
 	useful := false
-	for i := 0; i < d.nComp; i++ {
+	for i := range d.nComp {
 		if d.coefBits[i][0] < 0 {
 			return false
 		}
@@ -471,73 +411,20 @@ func (d *decoder) wouldBlockSmooth() bool {
 	return useful
 }
 
-// reconstructProgressiveImage runs the IDCT over every accumulated block that
-// holds image data. Blocks only present as MCU padding stay zero: upsampling
-// never reads them.
-func (d *decoder) reconstructProgressiveImage() {
+// reconstructProgressive runs the IDCT on every stored block once all
+// progressive scans have been read.
+func (d *decoder) reconstructProgressive() {
 	var b block
-	for i := 0; i < d.nComp; i++ {
+	for i := range d.nComp {
 		bw, bh := d.compBlocks(i)
-		stride := d.mxx * d.comp[i].h
-		for by := 0; by < bh; by++ {
-			for bx := 0; bx < bw; bx++ {
-				for k, v := range d.progCoeffs[i][by*stride+bx] {
+		perRow, s := d.mxx*d.comp[i].h, d.strides[i]
+		for by := range bh {
+			for bx := range bw {
+				for k, v := range d.coeffs[i][by*perRow+bx] {
 					b[k] = int32(v)
 				}
-				d.reconstructBlock(&b, bx, by, i)
+				idctISLOW(&b, &d.compQuant[i], d.planes[i][8*(by*s+bx):], s)
 			}
-		}
-	}
-}
-
-// reconstructBlock dequantizes b, performs libjpeg's ISLOW inverse DCT and
-// stores the 8x8 samples into component compIndex's plane.
-func (d *decoder) reconstructBlock(b *block, bx, by, compIndex int) {
-	stride := d.strides[compIndex]
-	dst := d.planes[compIndex][8*(by*stride+bx):]
-	idctISLOW(b, &d.compQuant[compIndex], dst, stride)
-}
-
-// findRST advances past the next RST restart marker that matches expectedRST.
-// Other than I/O errors, it is also an error if we encounter an {0xFF, M}
-// two-byte marker sequence where M is not 0x00, 0xFF or the expectedRST.
-//
-// This is similar to libjpeg's jdmarker.c's next_marker function.
-// https://github.com/libjpeg-turbo/libjpeg-turbo/blob/2dfe6c0fe9e18671105e94f7cbf044d4a1d157e6/jdmarker.c#L892-L935
-//
-// Precondition: d.tmp[:2] holds the next two bytes of JPEG-encoded input
-// (input in the d.readFull sense).
-func (d *decoder) findRST(expectedRST uint8) error {
-	for {
-		// i is the index such that, at the bottom of the loop, we read 2-i
-		// bytes into d.tmp[i:2], maintaining the invariant that d.tmp[:2]
-		// holds the next two bytes of JPEG-encoded input. It is either 0 or 1,
-		// so that each iteration advances by 1 or 2 bytes (or returns).
-		i := 0
-
-		if d.tmp[0] == 0xff {
-			if d.tmp[1] == expectedRST {
-				return nil
-			} else if d.tmp[1] == 0xff {
-				i = 1
-			} else if d.tmp[1] != 0x00 {
-				// libjpeg's jdmarker.c's jpeg_resync_to_restart does something
-				// fancy here, treating RST markers within two (modulo 8) of
-				// expectedRST differently from RST markers that are 'more
-				// distant'. Until we see evidence that recovering from such
-				// cases is frequent enough to be worth the complexity, we take
-				// a simpler approach for now. Any marker that's not 0x00, 0xff
-				// or expectedRST is a fatal formatError.
-				return formatError("bad RST marker")
-			}
-
-		} else if d.tmp[1] == 0xff {
-			d.tmp[0] = 0xff
-			i = 1
-		}
-
-		if err := d.readFull(d.tmp[i:2]); err != nil {
-			return err
 		}
 	}
 }
