@@ -29,7 +29,7 @@ import "image"
 // marker can say YCCK; its transform 0 means CMYK, 2 YCCK, and any other
 // value is assumed to be YCCK too. Without the marker the data is CMYK.
 func (d *decoder) isYCCK() bool {
-	return d.adobeTransformValid && d.adobeTransform != 0
+	return d.adobeSeen && d.adobeXform != 0
 }
 
 // cmyk upsamples the four components, converts YCCK to CMYK the way libjpeg

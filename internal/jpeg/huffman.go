@@ -82,8 +82,8 @@ func (br *bitReader) decode(t *huffTable) (byte, error) {
 	return 0, formatError("bad Huffman code")
 }
 
-// processDHT parses a Define Huffman Table segment of n bytes (T.81 B.2.4.2).
-func (d *decoder) processDHT(n int) error {
+// parseDHT parses a Define Huffman Table segment of n bytes (T.81 B.2.4.2).
+func (d *decoder) parseDHT(n int) error {
 	for n > 0 {
 		if n < 17 {
 			return formatError("DHT has wrong length")

@@ -127,9 +127,9 @@ type decoder struct {
 
 	restartInterval int // MCUs per restart interval, 0 for none (DRI)
 
-	jfif                bool
-	adobeTransformValid bool
-	adobeTransform      uint8
+	jfifSeen   bool
+	adobeSeen  bool
+	adobeXform uint8
 
 	huff [2][4]huffTable // [DC, AC][table id]
 
@@ -145,8 +145,8 @@ type decoder struct {
 	scanned   [4]bool
 
 	// coeffs[i] keeps component i's coefficients between progressive scans.
-	coeffs [4][]block16
-	eobRun int // remaining blocks of an end-of-band run (T.81 G.1.2.2)
+	coeffs   [4][]block16
+	bandSkip int // remaining blocks of an end-of-band run (T.81 G.1.2.2)
 	// coefBits[i][k] is, for progressive files, the successive-approximation
 	// bit position (Al) of the last scan that covered zig-zag coefficient k of
 	// component i, or -1 if none did (libjpeg's coef_bits). It tells whether
@@ -177,10 +177,10 @@ func (d *decoder) nextMarker() (byte, error) {
 	}
 }
 
-// decode parses the marker segments from r up to EOI (T.81 B.2) and, unless
+// run parses the marker segments from r up to EOI (T.81 B.2) and, unless
 // configOnly, decodes every scan. With configOnly it stops after the frame
 // header and returns a nil image.
-func (d *decoder) decode(r io.Reader, configOnly bool) (image.Image, error) {
+func (d *decoder) run(r io.Reader, configOnly bool) (image.Image, error) {
 	d.src.r = r
 	d.br.src = &d.src
 	soi, err := d.src.take(2)
@@ -227,22 +227,22 @@ func (d *decoder) segment(m byte, n int, configOnly bool) error {
 	case m == mSOF0 || m == mSOF1 || m == mSOF2:
 		d.baseline = m == mSOF0
 		d.progressive = m == mSOF2
-		return d.processSOF(n)
+		return d.parseFrame(n)
 	case m == mSOS:
 		if configOnly {
 			return formatError("SOS marker before SOF marker")
 		}
-		return d.processSOS(n)
+		return d.parseScan(n)
 	case m == mDHT && !configOnly:
-		return d.processDHT(n)
+		return d.parseDHT(n)
 	case m == mDQT && !configOnly:
-		return d.processDQT(n)
+		return d.parseDQT(n)
 	case m == mDRI && !configOnly:
-		return d.processDRI(n)
+		return d.parseDRI(n)
 	case m == mDHT || m == mDQT || m == mDRI || m == mCOM:
 		return d.src.skip(n)
 	case m == mAPP0 || m == mAP14:
-		return d.processApp(m, n)
+		return d.parseApp(m, n)
 	case mAPP0 < m && m <= mAP15:
 		return d.src.skip(n)
 	case m == mDNL:
@@ -253,9 +253,9 @@ func (d *decoder) segment(m byte, n int, configOnly bool) error {
 	return unsupportedError(fmt.Sprintf("JPEG process or marker 0x%02x (only Huffman-coded baseline, extended and progressive DCT are supported)", m))
 }
 
-// processSOF parses a frame header (T.81 B.2.2) and checks it against what
+// parseFrame parses a frame header (T.81 B.2.2) and checks it against what
 // this package decodes.
-func (d *decoder) processSOF(n int) error {
+func (d *decoder) parseFrame(n int) error {
 	if d.nComp != 0 {
 		return formatError("multiple SOF markers")
 	}
@@ -345,8 +345,8 @@ func (d *decoder) samplingString() string {
 	return s
 }
 
-// processDQT parses quantization tables (T.81 B.2.4.1), 8- or 16-bit.
-func (d *decoder) processDQT(n int) error {
+// parseDQT parses quantization tables (T.81 B.2.4.1), 8- or 16-bit.
+func (d *decoder) parseDQT(n int) error {
 	for n > 0 {
 		pq, err := d.src.readByte()
 		if err != nil {
@@ -381,8 +381,8 @@ func (d *decoder) processDQT(n int) error {
 	return nil
 }
 
-// processDRI parses a restart interval (T.81 B.2.4.4).
-func (d *decoder) processDRI(n int) error {
+// parseDRI parses a restart interval (T.81 B.2.4.4).
+func (d *decoder) parseDRI(n int) error {
 	if n != 2 {
 		return formatError("DRI has wrong length")
 	}
@@ -394,9 +394,9 @@ func (d *decoder) processDRI(n int) error {
 	return nil
 }
 
-// processApp looks for the JFIF APP0 and Adobe APP14 signatures, which
+// parseApp looks for the JFIF APP0 and Adobe APP14 signatures, which
 // decide the colour transform (see isRGB and isYCCK); the rest is skipped.
-func (d *decoder) processApp(m byte, n int) error {
+func (d *decoder) parseApp(m byte, n int) error {
 	want := 5 // "JFIF\0"
 	if m == mAP14 {
 		want = 12 // "Adobe", version, flags0, flags1, transform
@@ -410,10 +410,10 @@ func (d *decoder) processApp(m byte, n int) error {
 	}
 	switch {
 	case m == mAPP0 && string(p) == "JFIF\x00":
-		d.jfif = true
+		d.jfifSeen = true
 	case m == mAP14 && string(p[:5]) == "Adobe":
-		d.adobeTransformValid = true
-		d.adobeTransform = p[11]
+		d.adobeSeen = true
+		d.adobeXform = p[11]
 	}
 	return d.src.skip(n - want)
 }
@@ -452,13 +452,14 @@ func (d *decoder) finish(configOnly bool) (image.Image, error) {
 // a JFIF marker means YCbCr; otherwise an Adobe marker decides (transform 0 is
 // RGB, anything else YCbCr); otherwise component IDs 'R','G','B' mean RGB.
 func (d *decoder) isRGB() bool {
-	if d.jfif {
+	if d.jfifSeen {
 		return false
 	}
-	if d.adobeTransformValid {
-		return d.adobeTransform == 0
+	if d.adobeSeen {
+		return d.adobeXform == 0
 	}
-	return d.comp[0].c == 'R' && d.comp[1].c == 'G' && d.comp[2].c == 'B'
+	ids := [3]uint8{d.comp[0].c, d.comp[1].c, d.comp[2].c}
+	return ids == [3]uint8{'R', 'G', 'B'}
 }
 
 // Decode decodes a JPEG into *image.Gray (1 component), *image.RGBA (3
@@ -496,7 +497,7 @@ func Decode(r io.Reader) (img image.Image, err error) {
 // panics instead of having them converted into errors.
 func decodeNoRecover(r io.Reader) (image.Image, error) {
 	var d decoder
-	return d.decode(r, false)
+	return d.run(r, false)
 }
 
 // DecodeConfig returns the color model and dimensions of a JPEG image without
@@ -511,7 +512,7 @@ func DecodeConfig(r io.Reader) (cfg image.Config, err error) {
 		}
 	}()
 	var d decoder
-	if _, err := d.decode(r, true); err != nil {
+	if _, err := d.run(r, true); err != nil {
 		return image.Config{}, err
 	}
 	cm := color.Model(color.RGBAModel)

@@ -45,8 +45,8 @@ func (d *decoder) compBlocks(i int) (bw, bh int) {
 	return (w + 7) / 8, (h + 7) / 8
 }
 
-// processSOS parses a scan header and decodes the scan's entropy-coded data.
-func (d *decoder) processSOS(n int) error {
+// parseScan parses a scan header and decodes the scan's entropy-coded data.
+func (d *decoder) parseScan(n int) error {
 	if d.nComp == 0 {
 		return formatError("missing SOF marker before SOS")
 	}
@@ -138,7 +138,7 @@ func (d *decoder) decodeScan(comps []scanComp, h scanHeader) error {
 		}
 	}
 	d.br.reset()
-	d.eobRun = 0
+	d.bandSkip = 0
 	var coef block
 	one := len(comps) == 1
 	var mcusX, mcus int
@@ -197,7 +197,7 @@ func (d *decoder) decodeScan(comps []scanComp, h scanHeader) error {
 // skipping any leftover data bytes before it.
 func (d *decoder) restart(want byte) error {
 	d.br.reset()
-	d.eobRun = 0
+	d.bandSkip = 0
 	for {
 		c, err := d.src.readByte()
 		if err != nil {
@@ -288,8 +288,8 @@ func (d *decoder) progressiveBlock(sc *scanComp, h scanHeader, coef *block16) er
 		return d.refineAC(sc, h, coef)
 	}
 	// First AC scan, G.1.2.2.
-	if d.eobRun > 0 {
-		d.eobRun--
+	if d.bandSkip > 0 {
+		d.bandSkip--
 		return nil
 	}
 	for k := h.ss; k <= h.se; k++ {
@@ -303,7 +303,7 @@ func (d *decoder) progressiveBlock(sc *scanComp, h scanHeader, coef *block16) er
 				k += 15
 				continue
 			}
-			d.eobRun = 1<<r + int(br.bits(r)) - 1 // EOBr counts this block.
+			d.bandSkip = 1<<r + int(br.bits(r)) - 1 // EOBr counts this block.
 			return nil
 		}
 		k += r
@@ -323,7 +323,7 @@ func (d *decoder) refineAC(sc *scanComp, h scanHeader, coef *block16) error {
 	br := &d.br
 	bit := int16(1) << h.al
 	k := h.ss
-	if d.eobRun == 0 {
+	if d.bandSkip == 0 {
 		for ; k <= h.se; k++ {
 			rs, err := br.decode(sc.ac)
 			if err != nil {
@@ -334,7 +334,7 @@ func (d *decoder) refineAC(sc *scanComp, h scanHeader, coef *block16) error {
 			switch s {
 			case 0:
 				if r != 15 {
-					d.eobRun = 1<<r + int(br.bits(r))
+					d.bandSkip = 1<<r + int(br.bits(r))
 				}
 			case 1:
 				val = -bit
@@ -344,7 +344,7 @@ func (d *decoder) refineAC(sc *scanComp, h scanHeader, coef *block16) error {
 			default:
 				return formatError("unexpected Huffman code")
 			}
-			if d.eobRun > 0 {
+			if d.bandSkip > 0 {
 				break
 			}
 			// Skip r zero coefficients, refining the nonzero ones passed.
@@ -367,14 +367,14 @@ func (d *decoder) refineAC(sc *scanComp, h scanHeader, coef *block16) error {
 			}
 		}
 	}
-	if d.eobRun > 0 {
+	if d.bandSkip > 0 {
 		// Inside an end-of-band run only the correction bits remain.
 		for ; k <= h.se; k++ {
 			if c := &coef[zigzag[k]]; *c != 0 {
 				d.correct(c, bit)
 			}
 		}
-		d.eobRun--
+		d.bandSkip--
 	}
 	return nil
 }
