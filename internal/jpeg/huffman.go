@@ -27,6 +27,11 @@ func (t *huffTable) build(counts *[16]byte, vals []byte) error {
 	code, k := int32(0), int32(0)
 	for l := 1; l <= 16; l++ {
 		n := int32(counts[l-1])
+		// libjpeg (jdhuff.c) refuses a table whose codes of length l do not
+		// all fit in l bits, including one that would use the all-ones code.
+		if code+n >= 1<<l {
+			return formatError("bad Huffman table")
+		}
 		t.maxCode[l] = -1
 		if n > 0 {
 			t.valOff[l] = k - code
@@ -42,11 +47,6 @@ func (t *huffTable) build(counts *[16]byte, vals []byte) error {
 			}
 			code += n
 			k += n
-		}
-		// libjpeg (jdhuff.c) refuses a table whose codes of length l do not
-		// all fit in l bits, including one that would use the all-ones code.
-		if code >= 1<<l {
-			return formatError("bad Huffman table")
 		}
 		code <<= 1
 	}
