@@ -2,12 +2,30 @@ package gemm
 
 import "golang.org/x/sys/cpu"
 
-func init() {
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		kernel = kernelAVX2
-		kernelName = "avx2-fma"
+// archKernels lists the amd64 micro-kernels, fastest first.
+func archKernels() []*microKernel { return []*microKernel{kernelAVX512, kernelAVX2, kernelGo} }
+
+// lacks returns feature if the CPU lacks it (has is false), else "". x/sys/cpu's flags also
+// check that the OS saves the wider registers.
+func lacks(has bool, feature string) string {
+	if has {
+		return ""
 	}
+	return feature
 }
+
+// kernelAVX512 is a 14×32 tile in 28 ZMM accumulators (Z4..Z31), two ZMM for the B row and
+// two for broadcasts of A: the 32 registers of AVX-512 hold twice the tile of AVX2's 16, so
+// each FMA needs half the loads. Its B strip is 128 bytes a row, so kc is lower than AVX2's
+// to keep the strip in L1. 14 rows divide VGG16's image widths (224, 112, 56, 28, 14), so the
+// convolutions' bands have no edge strips.
+var kernelAVX512 = &microKernel{name: "avx512", mr: 14, nr: 32, kc: 192, mc: 14 * 12, nc: 32 * 128, tile: tileAVX512,
+	missing: lacks(cpu.X86.HasAVX512F, "AVX-512F")}
+
+// kernelAVX2 is the 6×16 tile in twelve YMM accumulators (VBROADCASTSS + VFMADD231PS), for
+// CPUs with AVX2 and FMA but without AVX-512.
+var kernelAVX2 = &microKernel{name: "avx2-fma", mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, tile: tileAVX2,
+	missing: lacks(cpu.X86.HasAVX2 && cpu.X86.HasFMA, "AVX2 and FMA")}
 
 // kernel6x16 is the AVX2+FMA micro-kernel (kernel_amd64.s): C[0:6, 0:16] (row stride ldc
 // elements) = (accumulate ? C : 0) + Σₚ a[p*6+r]·b[p*16+x] over p < kb (kb ≥ 1).
@@ -15,14 +33,31 @@ func init() {
 //go:noescape
 func kernel6x16(kb int, a, b, c *float32, ldc int, accumulate int)
 
-func kernelAVX2(kb int, a, b, c []float32, ldc int, accumulate bool) {
+// kernel14x32 is the AVX-512F micro-kernel (kernel_amd64.s): C[0:14, 0:32] (row stride ldc
+// elements) = (accumulate ? C : 0) + Σₚ a[p*14+r]·b[p*32+x] over p < kb (kb ≥ 1).
+//
+//go:noescape
+func kernel14x32(kb int, a, b, c *float32, ldc int, accumulate int)
+
+func tileAVX2(kb int, a, b, c []float32, ldc int, accumulate bool) {
 	// The assembly trusts its pointers: check the extents here.
 	_ = a[kb*mr-1]
 	_ = b[kb*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
-	acc := 0
-	if accumulate {
-		acc = 1
+	kernel6x16(kb, &a[0], &b[0], &c[0], ldc, boolInt(accumulate))
+}
+
+func tileAVX512(kb int, a, b, c []float32, ldc int, accumulate bool) {
+	const mr, nr = 14, 32
+	_ = a[kb*mr-1]
+	_ = b[kb*nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	kernel14x32(kb, &a[0], &b[0], &c[0], ldc, boolInt(accumulate))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
 	}
-	kernel6x16(kb, &a[0], &b[0], &c[0], ldc, acc)
+	return 0
 }
