@@ -331,6 +331,10 @@ func packA(kern *microKernel, dst, a []float32, lda, mb, kb int) {
 	for i := 0; i < mb; i += mr {
 		s := dst[i*kb : i*kb+mr*kb]
 		rows := min(mr, mb-i)
+		if rows == mr && kern.packStrip != nil {
+			kern.packStrip(s, a[i*lda:], lda, mr, kb)
+			continue
+		}
 		if rows == 6 && mr == 6 {
 			r0 := a[i*lda : i*lda+kb]
 			r1 := a[(i+1)*lda : (i+1)*lda+kb]

@@ -18,6 +18,9 @@ type microKernel struct {
 	// packed A strip (kb×mr, k-major) and a packed B strip (kb×nr, row by row); C has row
 	// stride ldc.
 	tile func(kb int, a, b, c []float32, ldc int, accumulate bool)
+	// packStrip, if not nil, packs a full strip of A (mr rows, kb columns, row stride lda)
+	// k-major into dst, with SIMD shuffles; nil packs in Go.
+	packStrip func(dst, a []float32, lda, mr, kb int)
 	// missing names the CPU feature this machine lacks for the kernel ("" when it runs here).
 	missing string
 }

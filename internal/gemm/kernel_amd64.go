@@ -19,13 +19,17 @@ func lacks(has bool, feature string) string {
 // each FMA needs half the loads. Its B strip is 128 bytes a row, so kc is lower than AVX2's
 // to keep the strip in L1. 14 rows divide VGG16's image widths (224, 112, 56, 28, 14), so the
 // convolutions' bands have no edge strips.
-var kernelAVX512 = &microKernel{name: "avx512", mr: 14, nr: 32, kc: 192, mc: 14 * 12, nc: 32 * 128, tile: tileAVX512,
-	missing: lacks(cpu.X86.HasAVX512F, "AVX-512F")}
+var kernelAVX512 = &microKernel{
+	name: "avx512", mr: 14, nr: 32, kc: 192, mc: 14 * 12, nc: 32 * 128,
+	tile: tileAVX512, packStrip: packStripSIMD, missing: lacks(cpu.X86.HasAVX512F, "AVX-512F"),
+}
 
 // kernelAVX2 is the 6×16 tile in twelve YMM accumulators (VBROADCASTSS + VFMADD231PS), for
 // CPUs with AVX2 and FMA but without AVX-512.
-var kernelAVX2 = &microKernel{name: "avx2-fma", mr: mr, nr: nr, kc: kc, mc: mc, nc: nc, tile: tileAVX2,
-	missing: lacks(cpu.X86.HasAVX2 && cpu.X86.HasFMA, "AVX2 and FMA")}
+var kernelAVX2 = &microKernel{
+	name: "avx2-fma", mr: mr, nr: nr, kc: kc, mc: mc, nc: nc,
+	tile: tileAVX2, packStrip: packStripSIMD, missing: lacks(cpu.X86.HasAVX2 && cpu.X86.HasFMA, "AVX2 and FMA"),
+}
 
 // kernel6x16 is the AVX2+FMA micro-kernel (kernel_amd64.s): C[0:6, 0:16] (row stride ldc
 // elements) = (accumulate ? C : 0) + Σₚ a[p*6+r]·b[p*16+x] over p < kb (kb ≥ 1).
@@ -60,4 +64,36 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// packRows4 and packRows2 (kernel_amd64.s) transpose 4 or 2 rows of A, 4·kb4 columns, into
+// k-major order with stride ldd: dst[p·ldd+r] = src[r·lda+p]. AVX (VEX-encoded SSE shuffles).
+//
+//go:noescape
+func packRows4(kb4 int, src *float32, lda int, dst *float32, ldd int)
+
+//go:noescape
+func packRows2(kb4 int, src *float32, lda int, dst *float32, ldd int)
+
+// packStripSIMD packs a full strip of mr rows (mr even) of kb columns: dst[p·mr+r] =
+// a[r·lda+p]. The scalar Go loop packs a strip about 5 times slower, as much time as the
+// AVX-512 kernel's multiplications take when B has 64 columns (VGG16's first block).
+func packStripSIMD(dst, a []float32, lda, mr, kb int) {
+	_ = dst[mr*kb-1]
+	_ = a[(mr-1)*lda+kb-1]
+	kb4 := kb / 4
+	if kb4 > 0 {
+		r := 0
+		for ; r+4 <= mr; r += 4 {
+			packRows4(kb4, &a[r*lda], lda, &dst[r], mr)
+		}
+		if r < mr {
+			packRows2(kb4, &a[r*lda], lda, &dst[r], mr)
+		}
+	}
+	for r := range mr {
+		for p := 4 * kb4; p < kb; p++ {
+			dst[p*mr+r] = a[r*lda+p]
+		}
+	}
 }

@@ -261,3 +261,76 @@ overwrite512:
 	STOREROW(Z30, Z31, 64)
 	VZEROUPPER
 	RET
+
+// func packRows4(kb4 int, src *float32, lda int, dst *float32, ldd int)
+// Transposes 4 rows of A (row stride lda) into k-major order: for each p < 4·kb4, the 4
+// values src[r·lda+p] (r < 4) go to dst[p·ldd : p·ldd+4]. Each step moves a 4×4 block with
+// VUNPCK{L,H}PS then VUNPCK{L,H}PD.
+TEXT ·packRows4(SB), NOSPLIT, $0-40
+	MOVQ kb4+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ dst+24(FP), DI
+	MOVQ ldd+32(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	LEAQ (R8)(R8*2), R10 // 3·lda bytes
+	LEAQ (R9)(R9*2), R11 // 3·ldd bytes
+	TESTQ CX, CX
+	JZ    done4
+
+loop4rows:
+	VMOVUPS (SI), X0
+	VMOVUPS (SI)(R8*1), X1
+	VMOVUPS (SI)(R8*2), X2
+	VMOVUPS (SI)(R10*1), X3
+	VUNPCKLPS X1, X0, X4 // r0p0 r1p0 r0p1 r1p1
+	VUNPCKHPS X1, X0, X5 // r0p2 r1p2 r0p3 r1p3
+	VUNPCKLPS X3, X2, X6 // r2p0 r3p0 r2p1 r3p1
+	VUNPCKHPS X3, X2, X7 // r2p2 r3p2 r2p3 r3p3
+	VUNPCKLPD X6, X4, X0 // p0
+	VUNPCKHPD X6, X4, X1 // p1
+	VUNPCKLPD X7, X5, X2 // p2
+	VUNPCKHPD X7, X5, X3 // p3
+	VMOVUPS X0, (DI)
+	VMOVUPS X1, (DI)(R9*1)
+	VMOVUPS X2, (DI)(R9*2)
+	VMOVUPS X3, (DI)(R11*1)
+	ADDQ $16, SI
+	LEAQ (DI)(R9*4), DI
+	DECQ CX
+	JNZ  loop4rows
+
+done4:
+	RET
+
+// func packRows2(kb4 int, src *float32, lda int, dst *float32, ldd int)
+// As packRows4 for 2 rows: dst[p·ldd : p·ldd+2] = src[p], src[lda+p].
+TEXT ·packRows2(SB), NOSPLIT, $0-40
+	MOVQ kb4+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ dst+24(FP), DI
+	MOVQ ldd+32(FP), R9
+	SHLQ $2, R8
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R11
+	TESTQ CX, CX
+	JZ    done2
+
+loop2rows:
+	VMOVUPS (SI), X0
+	VMOVUPS (SI)(R8*1), X1
+	VUNPCKLPS X1, X0, X4 // r0p0 r1p0 r0p1 r1p1
+	VUNPCKHPS X1, X0, X5 // r0p2 r1p2 r0p3 r1p3
+	VMOVLPS X4, (DI)
+	VMOVHPS X4, (DI)(R9*1)
+	VMOVLPS X5, (DI)(R9*2)
+	VMOVHPS X5, (DI)(R11*1)
+	ADDQ $16, SI
+	LEAQ (DI)(R9*4), DI
+	DECQ CX
+	JNZ  loop2rows
+
+done2:
+	RET
