@@ -66,14 +66,12 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// packRows4 and packRows2 (kernel_amd64.s) transpose 4 or 2 rows of A, 4·kb4 columns, into
-// k-major order with stride ldd: dst[p·ldd+r] = src[r·lda+p]. AVX (VEX-encoded SSE shuffles).
+// packRows (kernel_amd64.s) transposes rows (4 or 2) rows of A, 4·kb4 columns, into
+// k-major order with stride ldd: dst[p·ldd+r] = src[r·lda+p]. AVX (VEX-encoded SSE
+// shuffles).
 //
 //go:noescape
-func packRows4(kb4 int, src *float32, lda int, dst *float32, ldd int)
-
-//go:noescape
-func packRows2(kb4 int, src *float32, lda int, dst *float32, ldd int)
+func packRows(rows, kb4 int, src *float32, lda int, dst *float32, ldd int)
 
 // packStripSIMD packs a full strip of mr rows (mr even) of kb columns: dst[p·mr+r] =
 // a[r·lda+p]. The scalar Go loop packs a strip about 5 times slower, as much time as the
@@ -85,10 +83,10 @@ func packStripSIMD(dst, a []float32, lda, mr, kb int) {
 	if kb4 > 0 {
 		r := 0
 		for ; r+4 <= mr; r += 4 {
-			packRows4(kb4, &a[r*lda], lda, &dst[r], mr)
+			packRows(4, kb4, &a[r*lda], lda, &dst[r], mr)
 		}
 		if r < mr {
-			packRows2(kb4, &a[r*lda], lda, &dst[r], mr)
+			packRows(2, kb4, &a[r*lda], lda, &dst[r], mr)
 		}
 	}
 	for r := range mr {

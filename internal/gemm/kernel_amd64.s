@@ -262,22 +262,26 @@ overwrite512:
 	VZEROUPPER
 	RET
 
-// func packRows4(kb4 int, src *float32, lda int, dst *float32, ldd int)
-// Transposes 4 rows of A (row stride lda) into k-major order: for each p < 4·kb4, the 4
-// values src[r·lda+p] (r < 4) go to dst[p·ldd : p·ldd+4]. Each step moves a 4×4 block with
-// VUNPCK{L,H}PS then VUNPCK{L,H}PD.
-TEXT ·packRows4(SB), NOSPLIT, $0-40
-	MOVQ kb4+0(FP), CX
-	MOVQ src+8(FP), SI
-	MOVQ lda+16(FP), R8
-	MOVQ dst+24(FP), DI
-	MOVQ ldd+32(FP), R9
+// func packRows(rows, kb4 int, src *float32, lda int, dst *float32, ldd int)
+// Transposes rows (4 or 2) rows of A (row stride lda) into k-major order: for each
+// p < 4·kb4, the values src[r·lda+p] (r < rows) go to dst[p·ldd : p·ldd+rows]. Each step
+// moves a 4×4 block with VUNPCK{L,H}PS then VUNPCK{L,H}PD, or a 2×4 block with
+// VUNPCK{L,H}PS and 8-byte stores.
+TEXT ·packRows(SB), NOSPLIT, $0-48
+	MOVQ rows+0(FP), AX
+	MOVQ kb4+8(FP), CX
+	MOVQ src+16(FP), SI
+	MOVQ lda+24(FP), R8
+	MOVQ dst+32(FP), DI
+	MOVQ ldd+40(FP), R9
 	SHLQ $2, R8
 	SHLQ $2, R9
 	LEAQ (R8)(R8*2), R10 // 3·lda bytes
 	LEAQ (R9)(R9*2), R11 // 3·ldd bytes
 	TESTQ CX, CX
-	JZ    done4
+	JZ    donerows
+	CMPQ  AX, $2
+	JEQ   loop2rows
 
 loop4rows:
 	VMOVUPS (SI), X0
@@ -300,23 +304,7 @@ loop4rows:
 	LEAQ (DI)(R9*4), DI
 	DECQ CX
 	JNZ  loop4rows
-
-done4:
 	RET
-
-// func packRows2(kb4 int, src *float32, lda int, dst *float32, ldd int)
-// As packRows4 for 2 rows: dst[p·ldd : p·ldd+2] = src[p], src[lda+p].
-TEXT ·packRows2(SB), NOSPLIT, $0-40
-	MOVQ kb4+0(FP), CX
-	MOVQ src+8(FP), SI
-	MOVQ lda+16(FP), R8
-	MOVQ dst+24(FP), DI
-	MOVQ ldd+32(FP), R9
-	SHLQ $2, R8
-	SHLQ $2, R9
-	LEAQ (R9)(R9*2), R11
-	TESTQ CX, CX
-	JZ    done2
 
 loop2rows:
 	VMOVUPS (SI), X0
@@ -332,5 +320,5 @@ loop2rows:
 	DECQ CX
 	JNZ  loop2rows
 
-done2:
+donerows:
 	RET
