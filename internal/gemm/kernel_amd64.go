@@ -16,11 +16,12 @@ func lacks(has bool, feature string) string {
 
 // kernelAVX512 is a 14×32 tile in 28 ZMM accumulators (Z4..Z31), two ZMM for the B row and
 // two for broadcasts of A: the 32 registers of AVX-512 hold twice the tile of AVX2's 16, so
-// each FMA needs half the loads. Its B strip is 128 bytes a row, so kc is lower than AVX2's
-// to keep the strip in L1. 14 rows divide VGG16's image widths (224, 112, 56, 28, 14), so the
-// convolutions' bands have no edge strips.
+// each FMA needs half the loads. 14 rows divide VGG16's image widths (224, 112, 56, 28, 14),
+// so the convolutions' bands have no edge strips. kc and mc were picked by BenchmarkMul's
+// shapes on an AMD EPYC (Zen 5): a 32 KiB B strip in L1, a 336 KiB A block in L2; 192 to
+// 384 deep and 84 to 336 rows were all within the noise of each other.
 var kernelAVX512 = &microKernel{
-	name: "avx512", mr: 14, nr: 32, kc: 192, mc: 14 * 12, nc: 32 * 128,
+	name: "avx512", mr: 14, nr: 32, kc: 256, mc: 14 * 24, nc: 32 * 128,
 	tile: tileAVX512, packStrip: packStripSIMD, missing: lacks(cpu.X86.HasAVX512F, "AVX-512F"),
 }
 
