@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // eachKernel runs f once per micro-kernel this build has, with Mul and PackB switched to it:
@@ -240,4 +242,56 @@ func TestForcedKernelProcess(t *testing.T) {
 			t.Errorf("%s=%s on a CPU without %s: %v\n%s\nwant a start-up panic naming it", envKernel, value, k.missing, err, out)
 		}
 	}
+}
+
+// TestParallelSplit: a large product is split into one block of whole tiles per worker,
+// covering C once, and the blocks run at the same time (each waits for all the others, so
+// a split that ran them one after another would never finish); a small one stays whole.
+func TestParallelSplit(t *testing.T) {
+	eachKernel(t, func(t *testing.T, kern *microKernel) {
+		for _, s := range [][3]int{{3136, 64, 576}, {32, 4096, 1000}} {
+			m, n, k := s[0], s[1], s[2]
+			for _, workers := range []int{2, 3} {
+				var mu sync.Mutex
+				var blocks [][4]int
+				var arrived sync.WaitGroup
+				arrived.Add(workers)
+				all := make(chan struct{})
+				go func() { arrived.Wait(); close(all) }()
+				parallel(kern, workers, m, n, k, func(i0, i1, j0, j1 int) {
+					mu.Lock()
+					blocks = append(blocks, [4]int{i0, i1, j0, j1})
+					mu.Unlock()
+					arrived.Done()
+					select {
+					case <-all:
+					case <-time.After(time.Minute):
+						t.Errorf("m=%d n=%d k=%d: block [%d,%d)×[%d,%d) waited a minute for the other workers", m, n, k, i0, i1, j0, j1)
+					}
+				})
+				if len(blocks) != workers {
+					t.Fatalf("m=%d n=%d k=%d: %d blocks for %d workers", m, n, k, len(blocks), workers)
+				}
+				times := make([]int, m*n) // how many blocks hold each element
+				for _, b := range blocks {
+					if b[0]%kern.mr != 0 || b[2]%kern.nr != 0 {
+						t.Errorf("block %v does not start on a %d×%d tile", b, kern.mr, kern.nr)
+					}
+					for i := b[0]; i < b[1]; i++ {
+						for j := b[2]; j < b[3]; j++ {
+							times[i*n+j]++
+						}
+					}
+				}
+				if i := slices.IndexFunc(times, func(x int) bool { return x != 1 }); i >= 0 {
+					t.Errorf("m=%d n=%d k=%d: blocks %v hold C[%d,%d] %d times", m, n, k, blocks, i/n, i%n, times[i])
+				}
+			}
+		}
+		calls := 0
+		parallel(kern, 2, 20, 20, 20, func(i0, i1, j0, j1 int) { calls++ })
+		if calls != 1 {
+			t.Errorf("a 16 kFLOP product was split into %d blocks", calls)
+		}
+	})
 }
