@@ -9,9 +9,9 @@
 // three micro-kernels, the fastest the CPU runs chosen at start-up (x/sys/cpu):
 //
 //   - avx512 (amd64 assembly, AVX-512F): a 14×32 tile in 28 of the 32 ZMM registers. Twice
-//     AVX2's register file holds a tile of 448 values instead of 96, so a step of k loads 2
-//     B vectors and broadcasts 14 A values for 28 FMAs of 16 lanes (AVX2: 2 and 6 for 12 of
-//     8). On the AMD EPYC (Zen 5) we measured, it does 1.6–1.9× the AVX2 kernel's GFLOP per
+//     as many registers, each twice as wide, hold a tile of 448 values instead of AVX2's 96,
+//     so a step of k loads 2 B vectors and broadcasts 14 A values for 28 FMAs of 16 lanes
+//     (AVX2: 2 and 6 for 12 of 8). On the AMD EPYC (Zen 5) we measured, it does 1.6–1.9× the AVX2 kernel's GFLOP per
 //     CPU second on VGG16's shapes, near OpenBLAS's own AVX-512 sgemm (BenchmarkNumPy).
 //   - avx2-fma (amd64 assembly, AVX2 and FMA): a 6×16 tile in twelve YMM accumulators
 //     (VBROADCASTSS + VFMADD231PS), for x86 CPUs without AVX-512.
