@@ -5,11 +5,30 @@
 // The algorithm is the usual blocked one (Goto/BLIS): B is packed into panels of kc rows and
 // nr-column strips, A into blocks of mc rows and mr-row strips, and a register-tiled
 // micro-kernel computes each mr×nr tile of C from one A strip and one B strip kept in cache.
-// On amd64 CPUs with AVX2 and FMA the micro-kernel is Go assembly (a 6×16 tile in twelve YMM
-// accumulators, VBROADCASTSS + VFMADD231PS); elsewhere it is portable Go.
+// Edge tiles are computed whole into a zero-padded scratch tile and copied out. There are
+// three micro-kernels, the fastest the CPU runs chosen at start-up (x/sys/cpu):
+//
+//   - avx512 (amd64 assembly, AVX-512F): a 14×32 tile in 28 of the 32 ZMM registers. Twice
+//     as many registers, each twice as wide, hold a tile of 448 values instead of AVX2's 96,
+//     so a step of k loads 2 B vectors and broadcasts 14 A values for 28 FMAs of 16 lanes
+//     (AVX2: 2 and 6 for 12 of 8). On the AMD EPYC (Zen 5) we measured, it does 1.6–1.9× the AVX2 kernel's GFLOP per
+//     CPU second on VGG16's shapes, near OpenBLAS's own AVX-512 sgemm (BenchmarkNumPy).
+//   - avx2-fma (amd64 assembly, AVX2 and FMA): a 6×16 tile in twelve YMM accumulators
+//     (VBROADCASTSS + VFMADD231PS), for x86 CPUs without AVX-512.
+//   - go (portable Go): the same 6×16 tiling in plain Go, for other architectures and old
+//     CPUs, and as the independent path the assembly is tested against. It is about as slow
+//     as GoMLX's own backend (Accelerated reports false).
+//
+// WORKBOOK_GEMM=avx512|avx2|portable forces one (read once at start-up; a kernel the CPU
+// lacks stops the program with an error naming the missing feature), so every path can be
+// run and compared on one machine; KernelName reports the one in use.
+//
+// Mul, MulWorkers and MulPacked split a large product over goroutines (by blocks of whole
+// tiles, rows or columns); products under about 2 MFLOP stay on the calling goroutine.
 //
 // Results are deterministic: every element of C is accumulated in the same order whatever
-// the number of goroutines, so the same inputs give the same bits on the same kernel.
+// the number of goroutines, so the same inputs give the same bits on the same kernel. Other
+// kernels round differently (within float32 rounding of the exact product).
 package gemm
 
 import (
@@ -18,9 +37,10 @@ import (
 	"sync"
 )
 
-// Register tile of the micro-kernel and cache blocking. kc bounds the depth of a packed
-// panel (an A strip of mr×kc and a B strip of kc×nr stay in L1), mc×kc of packed A fits in
-// L2 and kc×nc of packed B in the shared L3.
+// Register tile and cache blocking of the AVX2 and portable micro-kernels (see microKernel;
+// the AVX-512 one has its own). kc bounds the depth of a packed panel (an A strip of mr×kc
+// and a B strip of kc×nr stay in L1), mc×kc of packed A fits in L2 and kc×nc of packed B in
+// the shared L3.
 const (
 	mr = 6
 	nr = 16
@@ -47,8 +67,9 @@ func MulWorkers(workers, m, n, k int, a []float32, lda int, b []float32, ldb int
 	if trivial(m, n, k, c, ldc) {
 		return
 	}
-	parallel(workers, m, n, k, func(i0, i1, j0, j1 int) {
-		mulSerial(i1-i0, j1-j0, k, a[i0*lda:], lda, b[j0:], ldb, c[i0*ldc+j0:], ldc)
+	kern := kernel
+	parallel(kern, workers, m, n, k, func(i0, i1, j0, j1 int) {
+		mulSerial(kern, i1-i0, j1-j0, k, a[i0*lda:], lda, b[j0:], ldb, c[i0*ldc+j0:], ldc)
 	})
 }
 
@@ -70,7 +91,8 @@ func trivial(m, n, k int, c []float32, ldc int) bool {
 // each (rows [i0, i1), columns [j0, j1)) on its own goroutine. It splits the larger of m and
 // n, so the matrix each goroutine packs in full (B when rows are split, A when columns are)
 // is the smaller one. A tile is computed the same way whichever goroutine gets it.
-func parallel(workers, m, n, k int, part func(i0, i1, j0, j1 int)) {
+func parallel(kern *microKernel, workers, m, n, k int, part func(i0, i1, j0, j1 int)) {
+	mr, nr := kern.mr, kern.nr
 	workers = max(workers, 1)
 	if 2*m*n*k < minParallelFlops {
 		workers = 1
@@ -107,6 +129,7 @@ func parallel(workers, m, n, k int, part func(i0, i1, j0, j1 int)) {
 // products skip packing it (for a convolution computed in bands of output rows, packing
 // the weights at every band costs as much as the multiplications).
 type PackedB struct {
+	kern  *microKernel // the micro-kernel whose strips the panels hold
 	k, n  int
 	depth int // rows per panel (the last may have fewer)
 	data  []float32
@@ -116,14 +139,17 @@ type PackedB struct {
 }
 
 // PackB packs the row-major k×n matrix b (row stride ldb). It uses about as much memory as
-// b itself (the last column strip of each block is padded to 16 columns).
+// b itself (the last column strip of each block is padded to the micro-kernel's tile width,
+// 16 or 32 columns). It is laid out for the micro-kernel in use, which MulPacked then runs.
 func PackB(k, n int, b []float32, ldb int) *PackedB {
 	checkArgs(0, n, k, nil, 0, b, ldb, nil, 0)
-	p := &PackedB{k: k, n: n}
+	kern := kernel
+	nc, nr := kern.nc, kern.nr
+	p := &PackedB{kern: kern, k: k, n: n}
 	if k == 0 || n == 0 {
 		return p
 	}
-	p.depth = blockDepth(k)
+	p.depth = blockDepth(kern, k)
 	p.panels = ceilDiv(k, p.depth)
 	size := 0
 	for j0 := 0; j0 < n; j0 += nc {
@@ -140,7 +166,7 @@ func PackB(k, n int, b []float32, ldb int) *PackedB {
 		nb := min(nc, n-j0)
 		for p0 := 0; p0 < k; p0 += p.depth {
 			kb := min(p.depth, k-p0)
-			packB(p.data[p.offset[i]:], b[p0*ldb+j0:], ldb, kb, nb)
+			packB(kern, p.data[p.offset[i]:], b[p0*ldb+j0:], ldb, kb, nb)
 			i++
 		}
 	}
@@ -154,7 +180,8 @@ func (p *PackedB) Rows() int { return p.k }
 func (p *PackedB) Cols() int { return p.n }
 
 // MulPacked computes C = A·B for a packed B (k×n), A (m×k, row stride lda) and C (m×n, row
-// stride ldc) on at most workers goroutines. The result has the same bits as Mul's.
+// stride ldc) on at most workers goroutines, with the micro-kernel b was packed for. The
+// result has the same bits as Mul's.
 func MulPacked(workers, m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
 	n, k := b.n, b.k
 	if m < 0 {
@@ -165,14 +192,16 @@ func MulPacked(workers, m int, a []float32, lda int, b *PackedB, c []float32, ld
 	if trivial(m, n, k, c, ldc) {
 		return
 	}
-	parallel(workers, m, n, k, func(i0, i1, j0, j1 int) {
+	parallel(b.kern, workers, m, n, k, func(i0, i1, j0, j1 int) {
 		mulPackedSerial(i1-i0, j0, j1, a[i0*lda:], lda, b, c[i0*ldc:], ldc)
 	})
 }
 
 // mulPackedSerial computes columns [j0, j1) (tile-aligned: j0 a multiple of nr) of C = A·B.
 func mulPackedSerial(m, j0, j1 int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
-	buf := bufferPool.Get().(*buffers)
+	kern := b.kern
+	nc, mc := kern.nc, kern.mc
+	buf := getBuffers(kern, false)
 	defer bufferPool.Put(buf)
 	k := b.k
 	for jb := 0; jb*nc < j1; jb++ {
@@ -187,8 +216,8 @@ func mulPackedSerial(m, j0, j1 int, a []float32, lda int, b *PackedB, c []float3
 			panel := b.data[b.offset[jb*b.panels+pb]+(lo-jb*nc)*kb:]
 			for i0 := 0; i0 < m; i0 += mc {
 				mb := min(mc, m-i0)
-				packA(buf.a, a[i0*lda+p0:], lda, mb, kb)
-				macroKernel(mb, hi-lo, kb, buf.a, panel, c[i0*ldc+lo:], ldc, p0 > 0)
+				packA(kern, buf.a, a[i0*lda+p0:], lda, mb, kb)
+				macroKernel(kern, mb, hi-lo, kb, buf.a, panel, c[i0*ldc+lo:], ldc, p0 > 0)
 			}
 		}
 	}
@@ -222,32 +251,43 @@ type buffers struct {
 	b []float32 // kc×nc, in nr-column strips; allocated by the first Mul (MulPacked needs none)
 }
 
-var bufferPool = sync.Pool{New: func() any { return &buffers{a: make([]float32, mc*kc)} }}
+var bufferPool = sync.Pool{New: func() any { return new(buffers) }}
 
-// blockDepth splits k into equal panels of at most kc, so no panel is much shallower than
-// the others (a shallow panel pays the C load/store for little work).
-func blockDepth(k int) int {
-	panels := ceilDiv(k, kc)
+// getBuffers takes packing areas from the pool, large enough for kern's blocks (and for B
+// too when withB is set).
+func getBuffers(kern *microKernel, withB bool) *buffers {
+	buf := bufferPool.Get().(*buffers)
+	if n := kern.mc * kern.kc; len(buf.a) < n {
+		buf.a = make([]float32, n)
+	}
+	if n := kern.kc * kern.nc; withB && len(buf.b) < n {
+		buf.b = make([]float32, n)
+	}
+	return buf
+}
+
+// blockDepth splits k into equal panels of at most kern.kc, so no panel is much shallower
+// than the others (a shallow panel pays the C load/store for little work).
+func blockDepth(kern *microKernel, k int) int {
+	panels := ceilDiv(k, kern.kc)
 	return ceilDiv(k, panels)
 }
 
 // mulSerial is the blocked product on the calling goroutine.
-func mulSerial(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	buf := bufferPool.Get().(*buffers)
+func mulSerial(kern *microKernel, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	nc, mc := kern.nc, kern.mc
+	buf := getBuffers(kern, true)
 	defer bufferPool.Put(buf)
-	if buf.b == nil {
-		buf.b = make([]float32, kc*nc)
-	}
-	depth := blockDepth(k)
+	depth := blockDepth(kern, k)
 	for j0 := 0; j0 < n; j0 += nc {
 		nb := min(nc, n-j0)
 		for p0 := 0; p0 < k; p0 += depth {
 			kb := min(depth, k-p0)
-			packB(buf.b, b[p0*ldb+j0:], ldb, kb, nb)
+			packB(kern, buf.b, b[p0*ldb+j0:], ldb, kb, nb)
 			for i0 := 0; i0 < m; i0 += mc {
 				mb := min(mc, m-i0)
-				packA(buf.a, a[i0*lda+p0:], lda, mb, kb)
-				macroKernel(mb, nb, kb, buf.a, buf.b, c[i0*ldc+j0:], ldc, p0 > 0)
+				packA(kern, buf.a, a[i0*lda+p0:], lda, mb, kb)
+				macroKernel(kern, mb, nb, kb, buf.a, buf.b, c[i0*ldc+j0:], ldc, p0 > 0)
 			}
 		}
 	}
@@ -256,8 +296,9 @@ func mulSerial(m, n, k int, a []float32, lda int, b []float32, ldb int, c []floa
 // macroKernel multiplies a packed mb×kb block of A by a packed kb×nb panel of B into C
 // (adding to C when accumulate is set). Full tiles go straight to C; edge tiles go through
 // a zero-padded scratch tile, so the kernel always computes mr×nr.
-func macroKernel(mb, nb, kb int, pa, pb []float32, c []float32, ldc int, accumulate bool) {
-	var tile [mr * nr]float32
+func macroKernel(kern *microKernel, mb, nb, kb int, pa, pb []float32, c []float32, ldc int, accumulate bool) {
+	mr, nr, kernel := kern.mr, kern.nr, kern.tile
+	var tile [maxTile]float32
 	for j := 0; j < nb; j += nr {
 		bs := pb[j*kb : j*kb+nr*kb]
 		cols := min(nr, nb-j)
@@ -286,11 +327,16 @@ func macroKernel(mb, nb, kb int, pa, pb []float32, c []float32, ldc int, accumul
 
 // packA copies an mb×kb block of A into mr-row strips, each stored k-major (the mr values of
 // one column of the strip are adjacent), zero-padding the last strip to mr rows.
-func packA(dst, a []float32, lda, mb, kb int) {
+func packA(kern *microKernel, dst, a []float32, lda, mb, kb int) {
+	mr := kern.mr
 	for i := 0; i < mb; i += mr {
 		s := dst[i*kb : i*kb+mr*kb]
 		rows := min(mr, mb-i)
-		if rows == mr {
+		if rows == mr && kern.packStrip != nil {
+			kern.packStrip(s, a[i*lda:], lda, mr, kb)
+			continue
+		}
+		if rows == 6 && mr == 6 {
 			r0 := a[i*lda : i*lda+kb]
 			r1 := a[(i+1)*lda : (i+1)*lda+kb]
 			r2 := a[(i+2)*lda : (i+2)*lda+kb]
@@ -298,12 +344,14 @@ func packA(dst, a []float32, lda, mb, kb int) {
 			r4 := a[(i+4)*lda : (i+4)*lda+kb]
 			r5 := a[(i+5)*lda : (i+5)*lda+kb]
 			for p := range kb {
-				d := s[p*mr : p*mr+mr : p*mr+mr]
+				d := (*[6]float32)(s[p*6 : p*6+6])
 				d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
 			}
 			continue
 		}
-		clear(s)
+		if rows < mr {
+			clear(s)
+		}
 		for r := range rows {
 			row := a[(i+r)*lda : (i+r)*lda+kb]
 			for p, v := range row {
@@ -315,7 +363,8 @@ func packA(dst, a []float32, lda, mb, kb int) {
 
 // packB copies a kb×nb panel of B into nr-column strips, each stored row by row,
 // zero-padding the last strip to nr columns.
-func packB(dst, b []float32, ldb, kb, nb int) {
+func packB(kern *microKernel, dst, b []float32, ldb, kb, nb int) {
+	nr := kern.nr
 	for j := 0; j < nb; j += nr {
 		s := dst[j*kb : j*kb+nr*kb]
 		cols := min(nr, nb-j)

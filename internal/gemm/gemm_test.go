@@ -1,12 +1,10 @@
 package gemm
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 )
 
@@ -231,68 +229,5 @@ func TestMulPanicsOnShortSlices(t *testing.T) {
 			}()
 			c.f()
 		})
-	}
-}
-
-// cpuSeconds is the CPU time (user + system, all threads) this process has used: on a shared
-// machine, GFLOP per CPU second (per core) is steadier than per wall second.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return math.NaN()
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// BenchmarkMul reports GFLOP/s (2mnk per product) for shapes of VGG16's convolutions as
-// im2col products (pixels × 9·Cin by 9·Cin × Cout) and of its fc1 layer at batch 32.
-//
-//	go test -run '^$' -bench Mul -benchtime 20x ./internal/gemm
-func BenchmarkMul(b *testing.B) {
-	for _, s := range [][3]int{
-		{3136, 64, 576},   // block1_conv2, a 14-row band
-		{3136, 256, 2304}, // block3_conv2
-		{196, 512, 4608},  // block5_conv2
-		{32, 4096, 25088}, // fc1, batch 32
-	} {
-		m, n, k := s[0], s[1], s[2]
-		rng := rand.New(rand.NewPCG(9, 10))
-		a := randomMatrix(rng, m, k, k)
-		bm := randomMatrix(rng, k, n, n)
-		c := make([]float32, m*n)
-		pb := PackB(k, n, bm.data, n)
-		if m == 196 && kernelName != "go" {
-			// The portable kernel, for comparison (one shape: it is slow).
-			b.Run(fmt.Sprintf("%dx%dx%d/go-packedB/workers=1", m, n, k), func(b *testing.B) {
-				saved := kernel
-				kernel = kernelGo
-				defer func() { kernel = saved }()
-				for b.Loop() {
-					MulPacked(1, m, a.data, k, pb, c, n)
-				}
-				b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-			})
-		}
-		for _, w := range []int{1, runtime.GOMAXPROCS(0)} {
-			for _, packed := range []bool{false, true} {
-				name := fmt.Sprintf("%dx%dx%d/%s/workers=%d", m, n, k, kernelName, w)
-				if packed {
-					name = fmt.Sprintf("%dx%dx%d/%s-packedB/workers=%d", m, n, k, kernelName, w)
-				}
-				b.Run(name, func(b *testing.B) {
-					c0 := cpuSeconds()
-					for b.Loop() {
-						if packed {
-							MulPacked(w, m, a.data, k, pb, c, n)
-						} else {
-							MulWorkers(w, m, n, k, a.data, k, bm.data, n, c, n)
-						}
-					}
-					flop := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
-					b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-					b.ReportMetric(flop/(cpuSeconds()-c0)/1e9, "GFLOP/cpu_s")
-				})
-			}
-		}
 	}
 }
