@@ -27,7 +27,8 @@ import (
 // Sub-benchmarks batch=1 and batch=32. Metrics: s/image (Go, wall), cpu_s/image (user +
 // system time of the process, which other work on a shared machine disturbs less),
 // torch_s/image, x_torch (Go time / PyTorch time) and load1 (the machine's one-minute load
-// average at the end).
+// average at the end). WORKBOOK_TORCH_DEVICE=cuda times PyTorch on the GPU instead (for
+// GOMLX_BACKEND=xla:<CUDA plugin>, see cmd/workbook/testdata/gpu_check.sh).
 
 func BenchmarkVGG16Predict(b *testing.B)    { benchPredict(b, "vgg16") }
 func BenchmarkResNet50Predict(b *testing.B) { benchPredict(b, "resnet50") }
@@ -84,8 +85,16 @@ func torchSecondsPerImage(model string, batches []int, threads int) (map[int]flo
 		}
 		list += strconv.Itoa(n)
 	}
-	cmd := exec.Command("/usr/bin/python3", script, "--models", model, "--batches", list,
-		"--threads", strconv.Itoa(threads))
+	device := os.Getenv("WORKBOOK_TORCH_DEVICE")
+	if device == "" {
+		device = "cpu"
+	}
+	python := os.Getenv("WORKBOOK_PYTHON") // a Python with torch, e.g. a virtual environment's
+	if python == "" {
+		python = "/usr/bin/python3"
+	}
+	cmd := exec.Command(python, script, "--models", model, "--batches", list,
+		"--threads", strconv.Itoa(threads), "--device", device)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
