@@ -121,8 +121,8 @@ type step struct {
 }
 
 // Net is a layer table ready to run. Its weights are read from the Source at the first Forward
-// and again for every layer marked Stale since. Forward is safe for concurrent use; Stale and
-// Forward must not run at the same time (the caller serialises them).
+// and again for every layer marked Stale since. Forward spreads one call over the cores; calls
+// to Forward and Stale must not overlap (the caller serialises them).
 type Net struct {
 	steps  []*step
 	source Source
@@ -133,9 +133,6 @@ type Net struct {
 
 	mu    sync.Mutex
 	plans map[[2]int]*plan
-	// ImageWorkers, when positive, caps the goroutines a batch's images are spread over (the
-	// cores left over go inside the products); 0 means GOMAXPROCS. For benchmarks.
-	ImageWorkers int
 }
 
 // New plans the table: it checks that every layer is supported and fuses the steps. Weights
@@ -605,11 +602,8 @@ func (n *Net) Forward(x []float32, count, h, w int, out []float32) error {
 		feat = make([]float32, count*per)
 	}
 	if n.spatial > 0 {
-		workers := procs
-		if n.ImageWorkers > 0 {
-			workers = n.ImageWorkers
-		}
-		workers = max(1, min(workers, count))
+		// One image per core; with fewer images than cores the rest go inside the products.
+		workers := max(1, min(procs, count))
 		inner := max(1, procs/workers)
 		next := make(chan int, count)
 		for i := range count {
