@@ -227,3 +227,33 @@ func TestEngineFollowsVariables(t *testing.T) {
 		t.Error("Predict did not change after block1_conv1/bias changed")
 	}
 }
+
+// TestPredictEmptyBatch: no images in, no rows out, of the shape one image gives — on the
+// engine and on GoMLX alike, an open input size included.
+func TestPredictEmptyBatch(t *testing.T) {
+	b := engineBackend(t)
+	for _, c := range []struct {
+		opts []Option
+		x    *kernelext.Array
+		want []int
+	}{
+		{nil, kernelext.NewArray(0, 224, 224, 3), []int{0, 1000}},
+		{[]Option{IncludeTop(false)}, kernelext.NewArray(0, 40, 72, 3), []int{0, 1, 2, 512}},
+		{[]Option{IncludeTop(false), Pooling("max")}, kernelext.NewArray(0, 40, 72, 3), []int{0, 512}},
+	} {
+		for _, engine := range []bool{true, false} {
+			opts := append([]Option{WithWeights(""), WithSeed(2), WithBackend(b)}, c.opts...)
+			if !engine {
+				opts = append(opts, WithoutEngine())
+			}
+			m, err := VGG16(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := m.Predict(c.x)
+			if err != nil || !slices.Equal(y.Shape, c.want) || len(y.Data) != 0 {
+				t.Errorf("engine %t, input %v: %v, %v; want shape %v", engine, c.x.Shape, y, err, c.want)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -298,6 +299,17 @@ func (m *Model) Predict(x *kernelext.Array) (*kernelext.Array, error) {
 		noticeOnce("%s: Predict runs on GoMLX's pure-Go backend: %s", m.arch.Name, why)
 	}
 	var batch func(*kernelext.Array) (*kernelext.Array, error)
+	// An empty batch gives no rows of the shape one row would have.
+	emptyRow := func() ([]int, error) {
+		if out := m.arch.Output().OutputShape; !slices.Contains(out, None) {
+			return out, nil
+		}
+		y, err := batch(kernelext.NewArray(append([]int{1}, x.Shape[1:]...)...))
+		if err != nil {
+			return nil, err
+		}
+		return y.Shape[1:], nil
+	}
 	if onEngine {
 		me, err := m.engine()
 		if err != nil {
@@ -319,8 +331,7 @@ func (m *Model) Predict(x *kernelext.Array) (*kernelext.Array, error) {
 		}
 		batch = func(b *kernelext.Array) (*kernelext.Array, error) { return m.execBatch(exec, b) }
 	}
-	empty := func() ([]int, error) { return m.arch.Output().OutputShape, nil }
-	y, err := PredictInBatches(x, empty, batch)
+	y, err := PredictInBatches(x, emptyRow, batch)
 	if err != nil {
 		return nil, fmt.Errorf("applications: %s.Predict: %w", m.arch.Name, err)
 	}
