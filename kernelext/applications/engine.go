@@ -265,3 +265,33 @@ func (m *Model) engine() (*modelEngine, error) {
 	m.eng = me
 	return me, nil
 }
+
+// FrozenBase names the last layer of the model's frozen base: the longest run of layers from
+// the input that hold no trainable weight and that the rest of the model reads through that
+// layer's output alone (a residual block is never cut between its branches). It is "" when
+// the first layer with weights is trainable. A training step needs the forward pass of the
+// frozen base only: where EngineRuns says so, a fine-tuning loop computes it with
+// m.Prefix(FrozenBase()) on the engine and trains the rest in GoMLX on its output (cmd/workbook
+// finetune does this for VGG16).
+func (m *Model) FrozenBase() string {
+	ls := m.arch.Layers
+	frozen := 0 // layers [0, frozen) hold no trainable weight
+	for frozen < len(ls) && ls[frozen].TrainableParams() == 0 {
+		frozen++
+	}
+	// The latest cut inside the frozen run that later layers cross only through its output.
+	for k := min(frozen, len(ls)) - 1; k > 0; k-- {
+		crossed := false
+		for _, l := range ls[k+1:] {
+			for _, in := range l.Inbound {
+				if i := m.arch.index(in); i < k {
+					crossed = true
+				}
+			}
+		}
+		if !crossed {
+			return ls[k].Name
+		}
+	}
+	return ""
+}

@@ -257,3 +257,33 @@ func TestPredictEmptyBatch(t *testing.T) {
 		}
 	}
 }
+
+func TestFrozenBase(t *testing.T) {
+	vgg := MustVGG16(WithWeights(""), WithSeed(1), Until("fc2"))
+	if got := vgg.FrozenBase(); got != "" {
+		t.Errorf("trainable VGG16: FrozenBase() = %q, want \"\"", got)
+	}
+	if err := vgg.SetTrainable(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vgg.AddDense("", 1, "sigmoid"); err != nil {
+		t.Fatal(err)
+	}
+	if got := vgg.FrozenBase(); got != "fc2" {
+		t.Errorf("frozen VGG16 + Dense: FrozenBase() = %q, want fc2", got)
+	}
+	if err := vgg.SetTrainableFrom("block5_conv1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := vgg.FrozenBase(); got != "block4_pool" {
+		t.Errorf("block5 unfrozen: FrozenBase() = %q, want block4_pool", got)
+	}
+	rn := MustResNet50(WithWeights(""), WithSeed(1), IncludeTop(false))
+	// Unfreezing from the middle of a residual block cuts at the block's input.
+	if err := rn.SetTrainableFrom("res5a_branch2b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rn.FrozenBase(); got != "activation_40" {
+		t.Errorf("ResNet50 from res5a_branch2b: FrozenBase() = %q, want activation_40 (stage 4's output)", got)
+	}
+}
