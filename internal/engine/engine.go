@@ -22,6 +22,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/transfer-learning-go/workbook/internal/gemm"
 )
@@ -564,7 +565,8 @@ func (p *plan) scratch() *scratch {
 	if s, ok := p.pool.Get().(*scratch); ok {
 		return s
 	}
-	s := &scratch{bufs: make([][]float32, len(p.sizes)), col: make([]float32, p.col)}
+	// One im2col buffer per core: a lone image spreads its convolution bands over them.
+	s := &scratch{bufs: make([][]float32, len(p.sizes)), col: make([]float32, p.col*runtime.GOMAXPROCS(0))}
 	for i, size := range p.sizes {
 		s.bufs[i] = make([]float32, size)
 	}
@@ -704,23 +706,27 @@ func relu(v []float32) {
 }
 
 // conv computes a convolution with its folded batch norm, bias and ReLU: out = im2col(in) ·
-// kernel, a band of output rows at a time.
+// kernel, a band of output rows at a time. With several workers and at least as many bands,
+// the bands are spread over them (im2col and bias too, not only the products; col holds one
+// buffer per worker); otherwise the workers split each product. A band is computed the same
+// way either way, so the result does not depend on workers.
 func conv(out, in []float32, x, y shape, st *step, pad [4]int, col []float32, workers int) {
 	k := st.k * st.k * st.in
 	rows := bandRows(y.h, y.w, k)
+	bands := ceilDiv(y.h, rows)
 	direct := st.k == 1 && st.stride == 1 && pad == [4]int{}
-	for y0 := 0; y0 < y.h; y0 += rows {
-		y1 := min(y.h, y0+rows)
+	band := func(b int, col []float32, workers int) {
+		y0, y1 := b*rows, min(y.h, (b+1)*rows)
 		m := (y1 - y0) * y.w
 		a := in[y0*y.w*st.in:]
 		if !direct {
 			im2col(col[:m*k], in, x, st.k, st.stride, pad[0], pad[1], y0, y1, y.w)
 			a = col
 		}
-		band := out[y0*y.w*st.out : y1*y.w*st.out]
-		gemm.MulPacked(workers, m, a, k, st.packed, band, st.out)
+		dst := out[y0*y.w*st.out : y1*y.w*st.out]
+		gemm.MulPacked(workers, m, a, k, st.packed, dst, st.out)
 		for q := range m {
-			row := band[q*st.out : (q+1)*st.out]
+			row := dst[q*st.out : (q+1)*st.out]
 			if st.relu {
 				for j, v := range row {
 					row[j] = max(v+st.bias[j], 0)
@@ -732,6 +738,24 @@ func conv(out, in []float32, x, y shape, st *step, pad [4]int, col []float32, wo
 			}
 		}
 	}
+	if workers < 2 || bands < workers || len(col)/workers < rows*y.w*k {
+		for b := range bands {
+			band(b, col, workers)
+		}
+		return
+	}
+	per := len(col) / workers
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		own := col[w*per : (w+1)*per]
+		wg.Go(func() {
+			for b := int(next.Add(1) - 1); b < bands; b = int(next.Add(1) - 1) {
+				band(b, own, 1)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // bandRows is the number of output rows a convolution band holds: as many as fit in
