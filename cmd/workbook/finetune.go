@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/datasets"
@@ -833,8 +833,7 @@ func checkStage1Checkpoint(dir, want string) error {
 // backend, which multiplies with scalar Go code, for VGG16, where the CPU has AVX2 and FMA.
 // XLA backends keep GoMLX.
 func baseOnInference(b backends.Backend, model string) bool {
-	_, pureGo := b.(*simplego.Backend)
-	return pureGo && model == "vgg16" && gemm.Accelerated()
+	return model == "vgg16" && applications.EngineRuns(b, dtypes.Float32)
 }
 
 // baseExtractor is the frozen base's forward pass up to ft.features, for the feature cache and

@@ -76,3 +76,56 @@ func TestBackendsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendsAgreeTop5 is TestBackendsAgree's check on the classifiers (include_top): the
+// workbook's backend (XLA where a plugin is installed) against the pure-Go backend — where
+// Predict runs on the workbook's engine — on the same seeded random weights: probabilities
+// within 1e-4 and the same top-5 classes (ranks closer than 1e-6 may swap). Set
+// WORKBOOK_CROSSCHECK_BACKENDS=1; cmd/workbook/testdata/gpu_check.sh runs it on a CUDA machine.
+func TestBackendsAgreeTop5(t *testing.T) {
+	if os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") == "" {
+		t.Skip("set WORKBOOK_CROSSCHECK_BACKENDS=1 on a machine with an XLA plugin")
+	}
+	main, err := backend.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backend under test: %s", backend.Describe(main))
+	if backend.IsPureGo(main) {
+		t.Skip("no XLA plugin here: the workbook's backend is the pure-Go one")
+	}
+	goBackend, err := backends.NewWithConfig("go:" + backend.GoOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randomImages(4, 224, 224, 12)
+	for _, model := range []string{"vgg16", "resnet50"} {
+		run := func(b backends.Backend) *kernelext.Array {
+			m, err := New(model, WithWeights(""), WithSeed(13), WithBackend(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := m.Predict(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return y
+		}
+		got, want := run(main), run(goBackend)
+		d := maxAbsDiff(got.Data, want.Data)
+		t.Logf("%s: max |p_xla − p_engine| = %.3g", model, d)
+		if !(d <= 1e-4) {
+			t.Errorf("%s: probabilities differ by %.3g > 1e-4", model, d)
+		}
+		for i := range x.Shape[0] {
+			g, w := got.Data[i*1000:(i+1)*1000], want.Data[i*1000:(i+1)*1000]
+			tg, tw := top5(g), top5(w)
+			t.Logf("%s image %d: top-5 %v (engine %v)", model, i, tg, tw)
+			for r := range 5 {
+				if tg[r] != tw[r] && math.Abs(float64(w[tg[r]]-w[tw[r]])) > 1e-6 {
+					t.Errorf("%s image %d: rank %d is class %d on XLA, %d on the engine", model, i, r+1, tg[r], tw[r])
+				}
+			}
+		}
+	}
+}

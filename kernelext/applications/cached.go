@@ -15,6 +15,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 
+	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
@@ -298,7 +299,7 @@ func cachedMD5(path string) (string, error) {
 
 // predictCacheVersion is part of every PredictCached key: bump it when the computation of a
 // prediction changes (graph code, preprocessing inside Predict), so old entries stop matching.
-const predictCacheVersion = "v1"
+const predictCacheVersion = "v2"
 
 // PredictCached is Predict through kernelext/nbcache: the result for the same model, weights,
 // backend and input is read from disk instead of computed, and on a cache hit the model is
@@ -357,23 +358,7 @@ func (l *LazyModel) predict(x *kernelext.Array) (*kernelext.Array, error) {
 
 // checkInput applies Predict's checks before anything is hashed or built, so a wrong shape is
 // reported at once rather than after the weights were read.
-func (l *LazyModel) checkInput(x *kernelext.Array) error {
-	in := l.arch.InputShape()
-	if x == nil || len(x.Shape) != 4 || x.Shape[3] != 3 || (in[0] != None && x.Shape[1] != in[0]) ||
-		(in[1] != None && x.Shape[2] != in[1]) {
-		got := "nil"
-		if x != nil {
-			got = x.ShapeString()
-		}
-		return fmt.Errorf("applications: %s.Predict: input must have shape (N, %s, %s, 3), got %s",
-			l.name, dimString(in[0]), dimString(in[1]), got)
-	}
-	if len(x.Data) != x.Size() {
-		return fmt.Errorf("applications: %s.Predict: input has %d values for shape %s", l.name,
-			len(x.Data), x.ShapeString())
-	}
-	return nil
-}
+func (l *LazyModel) checkInput(x *kernelext.Array) error { return checkImages(l.arch, x) }
 
 func (l *LazyModel) predictKey(x *kernelext.Array) (string, error) {
 	w, err := l.Weights()
@@ -383,6 +368,13 @@ func (l *LazyModel) predictKey(x *kernelext.Array) (string, error) {
 	b, err := l.backendKind()
 	if err != nil {
 		return "", err
+	}
+	pureGo := b == "go"
+	if l.o.backend != nil {
+		pureGo = backend.IsPureGo(l.o.backend)
+	}
+	if onEngine, _ := enginePlan(pureGo, l.o.dtype); onEngine && !l.o.noEngine {
+		b += "+engine-" + gemm.KernelName() // the engine rounds differently from GoMLX
 	}
 	config := fmt.Sprintf("top=%t,pooling=%s,input=%s,until=%s,dtype=%s",
 		l.o.includeTop, l.o.pooling, PythonTuple(l.arch.InputShape()), l.o.until, l.o.dtype)

@@ -19,6 +19,15 @@
 // "imagenet" come from Keras' own cache (~/.keras/models), downloaded there if missing, through
 // package weights; WeightsSource says which file was used.
 //
+// # Where Predict runs
+//
+// On GoMLX's pure-Go backend, on a CPU with AVX2 and FMA, a float32 model's Predict runs on
+// the workbook's own CPU engine (internal/engine) — at PyTorch's speed instead of about ten
+// times slower — and says so once on stderr; XLA backends and float64 models run in GoMLX.
+// EngineRuns is that decision, made nowhere else; WithoutEngine opts a model out. Every
+// Predict of the workbook shares one batching rule (PredictBatchSize, Keras'), one
+// empty-batch rule and one input check (PredictInBatches).
+//
 // # Graph building
 //
 // In GoMLX graph code (a training step, a model with a new head), the builders work like

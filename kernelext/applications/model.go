@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -42,6 +43,7 @@ type options struct {
 	until      string
 	bnMode     BatchNormMode
 	dtype      dtypes.DType
+	noEngine   bool
 }
 
 // WithWeights is Keras' weights argument: "imagenet" (the default, as in Keras) fetches the
@@ -93,9 +95,12 @@ type Model struct {
 	bnMode  BatchNormMode
 	seed    int64
 	dtype   dtypes.DType
+	// noEngine keeps Predict in GoMLX (WithoutEngine).
+	noEngine bool
 
 	mu   sync.Mutex
 	exec *context.Exec
+	eng  *modelEngine // built by the first Predict that runs on the engine
 }
 
 // VGG16 is keras.applications.vgg16.VGG16: with no options, the ImageNet-trained classifier.
@@ -138,7 +143,8 @@ func newModel(name string, opts []Option) (*Model, error) {
 			return nil, err
 		}
 	}
-	m := &Model{arch: arch, ctx: o.ctx, backend: o.backend, bnMode: o.bnMode, seed: o.seed, dtype: o.dtype}
+	m := &Model{arch: arch, ctx: o.ctx, backend: o.backend, bnMode: o.bnMode, seed: o.seed, dtype: o.dtype,
+		noEngine: o.noEngine}
 	if m.ctx == nil {
 		m.ctx = context.New()
 	}
@@ -250,7 +256,7 @@ func (m *Model) add(addLayer func() (string, error)) (string, error) {
 		return "", err
 	}
 	m.mu.Lock()
-	m.exec = nil // the next Predict compiles the new graph
+	m.exec, m.eng = nil, nil // the next Predict builds the new graph
 	m.mu.Unlock()
 	return name, nil
 }
@@ -277,67 +283,154 @@ func (m *Model) Apply(ctx *context.Context, x *Node) *Node {
 	return ArchitectureGraph(ctx, x, m.arch).BatchNormMode(m.bnMode).Seed(m.seed).StopGradientAtFrozen(true).Done()
 }
 
-// Predict is Keras' model.predict(x): x is a preprocessed batch (N, H, W, 3) of any N; the
-// output has N rows (probabilities (N, 1000) with the top). The graph is compiled once per
-// input shape and cached.
+// Predict is Keras' model.predict(x): x is a preprocessed batch (N, H, W, 3) of any N,
+// computed in batches of PredictBatchSize; the output has N rows (probabilities (N, 1000)
+// with the top). Where EngineRuns says so it runs on the workbook's own CPU engine, else in
+// GoMLX (the graph compiled once per input shape and cached).
 func (m *Model) Predict(x *kernelext.Array) (*kernelext.Array, error) {
-	in := m.arch.InputShape()
-	if x == nil || len(x.Shape) != 4 || x.Shape[3] != 3 || (in[0] != None && x.Shape[1] != in[0]) ||
-		(in[1] != None && x.Shape[2] != in[1]) {
-		var got string
-		if x != nil {
-			got = x.ShapeString()
-		}
-		return nil, fmt.Errorf("applications: %s.Predict: input must have shape (N, %s, %s, 3), got %s",
-			m.arch.Name, dimString(in[0]), dimString(in[1]), got)
-	}
-	if len(x.Data) != x.Size() {
-		return nil, fmt.Errorf("applications: %s.Predict: input has %d values for shape %s", m.arch.Name,
-			len(x.Data), x.ShapeString())
+	if err := checkImages(m.arch, x); err != nil {
+		return nil, err
 	}
 	if n := countNonFinite(x.Data); n > 0 {
 		warnf("%s.Predict: input contains %d NaN or Inf values; their predictions will be NaN", m.arch.Name, n)
 	}
-	exec, err := m.executor()
+	onEngine, why := m.placement()
+	if why != "" {
+		noticeOnce("%s: Predict runs on GoMLX's pure-Go backend: %s", m.arch.Name, why)
+	}
+	var batch func(*kernelext.Array) (*kernelext.Array, error)
+	// An empty batch gives no rows of the shape one row would have.
+	emptyRow := func() ([]int, error) {
+		if out := m.arch.Output().OutputShape; !slices.Contains(out, None) {
+			return out, nil
+		}
+		y, err := batch(kernelext.NewArray(append([]int{1}, x.Shape[1:]...)...))
+		if err != nil {
+			return nil, err
+		}
+		return y.Shape[1:], nil
+	}
+	if onEngine {
+		me, err := m.engine()
+		if err != nil {
+			return nil, err
+		}
+		h, w := x.Shape[1], x.Shape[2]
+		row, err := me.net.OutputShape(h, w)
+		if err != nil {
+			return nil, fmt.Errorf("applications: %s.Predict: %w", m.arch.Name, err)
+		}
+		batch = func(b *kernelext.Array) (*kernelext.Array, error) {
+			y := kernelext.NewArray(append([]int{b.Shape[0]}, row...)...)
+			return y, me.forward(b.Data, b.Shape[0], h, w, y.Data)
+		}
+	} else {
+		exec, err := m.executor()
+		if err != nil {
+			return nil, err
+		}
+		batch = func(b *kernelext.Array) (*kernelext.Array, error) { return m.execBatch(exec, b) }
+	}
+	y, err := PredictInBatches(x, emptyRow, batch)
+	if err != nil {
+		return nil, fmt.Errorf("applications: %s.Predict: %w", m.arch.Name, err)
+	}
+	return y, nil
+}
+
+// execBatch runs one batch through the compiled GoMLX graph.
+func (m *Model) execBatch(exec *context.Exec, b *kernelext.Array) (*kernelext.Array, error) {
+	res, err := exec.Exec(tensorOf(b.Data, b.Shape, m.dtype))
 	if err != nil {
 		return nil, err
 	}
+	t := res[0]
+	defer func() { _ = t.FinalizeAll() }()
+	y := kernelext.NewArray(t.Shape().Dimensions...)
+	if m.dtype == dtypes.Float64 {
+		err = tensors.ConstFlatData(t, func(flat []float64) {
+			for i, v := range flat {
+				y.Data[i] = float32(v)
+			}
+		})
+	} else {
+		err = tensors.ConstFlatData(t, func(flat []float32) { copy(y.Data, flat) })
+	}
+	return y, err
+}
+
+// PredictInBatches is the batching rule of every Predict in the workbook — Keras' predict:
+// x's rows in batches of PredictBatchSize, each computed by batch, the outputs concatenated —
+// and its empty-batch rule: no rows in, no rows out, with the row shape emptyRow gives. x must
+// be a batch (N, …) whose data match its shape.
+func PredictInBatches(x *kernelext.Array, emptyRow func() ([]int, error),
+	batch func(*kernelext.Array) (*kernelext.Array, error)) (*kernelext.Array, error) {
+	if x == nil || len(x.Shape) < 1 {
+		return nil, fmt.Errorf("input must be a batch (N, …), got %s", shapeOf(x))
+	}
+	if len(x.Data) != x.Size() {
+		return nil, fmt.Errorf("input has %d values for shape %s", len(x.Data), x.ShapeString())
+	}
 	n := x.Shape[0]
-	per := x.Size() / max(n, 1)
+	if n == 0 {
+		row, err := emptyRow()
+		if err != nil {
+			return nil, err
+		}
+		return &kernelext.Array{Shape: append([]int{0}, row...), Data: []float32{}}, nil
+	}
+	per := x.Size() / n
 	var out *kernelext.Array
 	for start := 0; start < n; start += PredictBatchSize {
 		end := min(start+PredictBatchSize, n)
-		t := tensorOf(x.Data[start*per:end*per], []int{end - start, x.Shape[1], x.Shape[2], 3}, m.dtype)
-		res, err := exec.Exec(t)
+		b := &kernelext.Array{Shape: append([]int{end - start}, x.Shape[1:]...), Data: x.Data[start*per : end*per]}
+		y, err := batch(b)
 		if err != nil {
-			return nil, fmt.Errorf("applications: %s.Predict: %w", m.arch.Name, err)
+			return nil, err
 		}
-		y := res[0]
-		dims := y.Shape().Dimensions
 		if out == nil {
-			out = kernelext.NewArray(append([]int{n}, dims[1:]...)...)
+			out = kernelext.NewArray(append([]int{n}, y.Shape[1:]...)...)
 		}
-		rowSize := out.Size() / max(n, 1)
-		dst := out.Data[start*rowSize : end*rowSize]
-		if m.dtype == dtypes.Float64 {
-			err = tensors.ConstFlatData(y, func(flat []float64) {
-				for i, v := range flat {
-					dst[i] = float32(v)
-				}
-			})
-		} else {
-			err = tensors.ConstFlatData(y, func(flat []float32) { copy(dst, flat) })
-		}
-		_ = y.FinalizeAll()
-		if err != nil {
-			return nil, fmt.Errorf("applications: %s.Predict: %w", m.arch.Name, err)
-		}
-	}
-	if out == nil { // n == 0
-		shape := append([]int{0}, m.arch.Output().OutputShape...)
-		out = &kernelext.Array{Shape: shape}
+		rowSize := out.Size() / n
+		copy(out.Data[start*rowSize:end*rowSize], y.Data)
 	}
 	return out, nil
+}
+
+func shapeOf(a *kernelext.Array) string {
+	if a == nil {
+		return "nil"
+	}
+	return a.ShapeString()
+}
+
+// checkImages is the input check of Predict (and PredictCached): a batch (N, H, W, 3) of the
+// model's input size, its data matching its shape.
+func checkImages(arch *Architecture, x *kernelext.Array) error {
+	in := arch.InputShape()
+	if x == nil || len(x.Shape) != 4 || x.Shape[3] != 3 || (in[0] != None && x.Shape[1] != in[0]) ||
+		(in[1] != None && x.Shape[2] != in[1]) {
+		return fmt.Errorf("applications: %s.Predict: input must have shape (N, %s, %s, 3), got %s",
+			arch.Name, dimString(in[0]), dimString(in[1]), shapeOf(x))
+	}
+	if len(x.Data) != x.Size() {
+		return fmt.Errorf("applications: %s.Predict: input has %d values for shape %s", arch.Name,
+			len(x.Data), x.ShapeString())
+	}
+	return nil
+}
+
+// Prefix is the model up to and including the named layer (e.g. VGG16 up to "fc2", the
+// features Exercise 8.03 trains its head on), on the same variables, backend and engine
+// decision: a view for extracting features, whose Predict sees later changes to the
+// variables. Its trainable flags are a copy.
+func (m *Model) Prefix(until string) (*Model, error) {
+	arch := m.arch.Clone()
+	if err := arch.Until(until); err != nil {
+		return nil, err
+	}
+	return &Model{arch: arch, ctx: m.ctx, backend: m.backend, weights: m.weights, bnMode: m.bnMode,
+		seed: m.seed, dtype: m.dtype, noEngine: m.noEngine}, nil
 }
 
 // MustPredict is Predict for notebook cells: it panics on error.

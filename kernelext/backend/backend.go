@@ -280,3 +280,12 @@ func describePlan(plan Plan, b backends.Backend) string {
 	}
 	return fmt.Sprintf("%s (from %s=%s: %s)", b.Name(), EnvBackend, plan.Config, b.Description())
 }
+
+// IsPureGo reports whether b is GoMLX's pure-Go backend ("go", package backends/simplego),
+// whose scalar matrix multiplication makes the workbook run frozen VGG16/ResNet50 layers on
+// its own CPU engine instead (see kernelext/applications). This package is the only one
+// that looks at which backend it is.
+func IsPureGo(b backends.Backend) bool {
+	_, ok := b.(*simplego.Backend)
+	return ok
+}

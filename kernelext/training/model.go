@@ -10,11 +10,12 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 )
 
 // PredictBatchSize is the batch size Predict splits its input into, Keras' predict default.
-const PredictBatchSize = 32
+const PredictBatchSize = applications.PredictBatchSize
 
 // Model is a Keras-style trainable model: a ModelFn, the GoMLX context holding its variables,
 // and the backend it runs on; Compile attaches an optimizer, a loss and metrics, as Keras'
@@ -217,51 +218,43 @@ func (m *Model) step(e *context.Exec, x, y *kernelext.Array) (StepResult, error)
 }
 
 // Predict is Keras' model.predict(x): the model output for every row of x, computed in
-// inference mode in batches of PredictBatchSize.
+// inference mode with applications.PredictInBatches' batching and empty-batch rules (for a
+// VGG16 or ResNet50, applications.Model.Predict is the same rules on the workbook's engine).
 func (m *Model) Predict(x *kernelext.Array) (*kernelext.Array, error) {
-	if _, err := toTensor(x); err != nil {
-		return nil, err
-	}
-	if m.predictExec == nil {
-		e, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *Node) *Node {
-			ctx.SetTraining(x.Graph(), false)
-			return m.fn(ctx, x)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("training: %w", err)
+	run := func(b *kernelext.Array) (*kernelext.Array, error) {
+		if m.predictExec == nil {
+			e, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *Node) *Node {
+				ctx.SetTraining(x.Graph(), false)
+				return m.fn(ctx, x)
+			})
+			if err != nil {
+				return nil, err
+			}
+			m.predictExec = e
 		}
-		m.predictExec = e
-	}
-	n := x.Shape[0]
-	per := 1
-	for _, d := range x.Shape[1:] {
-		per *= d
-	}
-	var out *kernelext.Array
-	for start := 0; start < n; start += PredictBatchSize {
-		end := min(start+PredictBatchSize, n)
-		dims := append([]int{end - start}, x.Shape[1:]...)
-		t := tensors.FromFlatDataAndDimensions(x.Data[start*per:end*per], dims...)
+		t := tensors.FromFlatDataAndDimensions(b.Data, b.Shape...)
 		res, err := m.predictExec.Exec(t)
 		_ = t.FinalizeAll()
 		if err != nil {
-			return nil, fmt.Errorf("training: predict: %w", err)
+			return nil, err
 		}
-		yd := res[0].Shape().Dimensions
-		if out == nil {
-			out = kernelext.NewArray(append([]int{n}, yd[1:]...)...)
-		}
-		row := out.Size() / n
-		err = tensors.ConstFlatData(res[0], func(flat []float32) { copy(out.Data[start*row:end*row], flat) })
-		finalizeAll(res)
+		defer finalizeAll(res)
+		y := kernelext.NewArray(res[0].Shape().Dimensions...)
+		return y, tensors.ConstFlatData(res[0], func(flat []float32) { copy(y.Data, flat) })
+	}
+	// An empty batch's row shape is the output shape of one row.
+	emptyRow := func() ([]int, error) {
+		y, err := run(kernelext.NewArray(append([]int{1}, x.Shape[1:]...)...))
 		if err != nil {
-			return nil, fmt.Errorf("training: predict: %w", err)
+			return nil, err
 		}
+		return y.Shape[1:], nil
 	}
-	if out == nil {
-		return nil, errors.New("training: predict: empty input")
+	y, err := applications.PredictInBatches(x, emptyRow, run)
+	if err != nil {
+		return nil, fmt.Errorf("training: predict: %w", err)
 	}
-	return out, nil
+	return y, nil
 }
 
 // MustPredict is Predict for notebook cells: it panics on error.
