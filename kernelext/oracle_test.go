@@ -9,7 +9,8 @@ import (
 	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
-// pythonOracle is the system Python that carries the reference implementations (numpy, Pillow).
+// pythonOracle is the system Python that carries the reference implementations (NumPy, Pillow and
+// the real Keras image libraries).
 const pythonOracle = "/usr/bin/python3"
 
 // requirePython skips the test unless the oracle Python can import the given modules.
@@ -20,7 +21,8 @@ func requirePython(t testing.TB, modules ...string) {
 	}
 	for _, m := range modules {
 		if err := exec.Command(pythonOracle, "-c", "import "+m).Run(); err != nil {
-			testenv.SkipMissing(t, "oracle module %s not importable by %s (Debian: python3-numpy, python3-pil)", m, pythonOracle)
+			testenv.SkipMissing(t, "oracle module %s not importable by %s (Debian: python3-numpy, python3-pil, "+
+				"python3-keras-applications, python3-keras-preprocessing, python3-ipython)", m, pythonOracle)
 		}
 	}
 }

@@ -218,7 +218,7 @@ func TestStoredArrayRoundTrip(t *testing.T) {
 }
 
 // The summaries the notebooks print come from the layer table alone; the goldens are Keras'
-// own output (testdata/gen_summary_goldens.py).
+// summaries of keras-applications' own model definitions (testdata/gen_summary_goldens.py).
 func TestLazySummaryIsKeras(t *testing.T) {
 	for golden, l := range map[string]*LazyModel{"vgg16": MustLazyVGG16(), "resnet50": MustLazyResNet50()} {
 		want, err := os.ReadFile(filepath.Join("testdata", "summary_"+golden+".txt"))
