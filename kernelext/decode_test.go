@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // The book's printed result of decode_predictions for pizza.jpg (an output produced by Keras
@@ -71,7 +72,7 @@ from keras_libs import decode_predictions
 `
 
 func TestDecodePredictionsMatchesKeras(t *testing.T) {
-	requirePython(t, "numpy", "keras_applications")
+	testenv.Python(t, "numpy", "keras_applications")
 	dir := t.TempDir()
 	// Rows full of ties (values from a handful of levels), a softmax-like row, a constant row,
 	// rows with NaN, sorted and periodic rows.
@@ -172,7 +173,7 @@ func TestDecodePredictionsErrors(t *testing.T) {
 }
 
 func TestArgsortMatchesNumpy(t *testing.T) {
-	requirePython(t, "numpy")
+	testenv.Python(t, "numpy")
 	dir := t.TempDir()
 	runPython(t, `
 import sys, os, numpy as np
@@ -225,7 +226,7 @@ for n in (1, 2, 3, 16, 17, 18, 33, 100, 1000, 4097):
 // (what a Jupyter cell shows) on Keras' own decode_predictions output for batches of several
 // sizes and lengths.
 func TestFormatPredictionsMatchesIPython(t *testing.T) {
-	requirePython(t, "numpy", "IPython", "keras_applications")
+	testenv.Python(t, "numpy", "IPython", "keras_applications")
 	dir := t.TempDir()
 	runPython(t, `
 import sys, os, numpy as np

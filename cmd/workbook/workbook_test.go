@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // runCLI runs the dispatcher in-process and returns the exit status and what was printed.
@@ -65,10 +67,7 @@ func TestPreprocessUsageErrors(t *testing.T) {
 // bit for bit, with the one the real Keras functions (keras-preprocessing's load_img and
 // img_to_array, keras-applications' preprocess_input, through kernelext/testdata/keras_libs.py) build.
 func TestPreprocessMatchesKeras(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy, PIL, keras_preprocessing, keras_applications").Run(); err != nil {
-		t.Skip("oracle /usr/bin/python3 with numpy, Pillow and the Keras image libraries (python3-numpy, python3-pil, python3-keras-preprocessing, python3-keras-applications) not available")
-	}
+	py := testenv.Python(t, "numpy", "PIL", "keras_preprocessing", "keras_applications")
 	images := []string{
 		filepath.Join("..", "..", "kernelext", "testdata", "images", "odd_420.jpg"),
 		filepath.Join("..", "..", "kernelext", "testdata", "images", "rgba.png"),
