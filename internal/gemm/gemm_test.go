@@ -6,33 +6,32 @@ import (
 	"runtime"
 	"slices"
 	"testing"
-
-	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // The oracle is the textbook triple loop in float64; a float32 product of depth k may differ
 // from it by the rounding of k additions, so each element's bound scales with k and with
 // Σₚ|a_ip·b_pj| (the standard forward error bound of a dot product, with a factor 2 spare).
 
-// kernels runs f once per micro-kernel: the portable one always, and on amd64 the AVX2+FMA
-// assembly one, which a CPU without those features cannot run (testenv.NeedFeature reports
-// that, and fails where CI found the features in /proc/cpuinfo).
+// kernels runs f once per micro-kernel this machine has: the portable one always, the
+// assembly one where the CPU supports it.
 func kernels(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	t.Run("go", func(t *testing.T) {
-		saved := kernel
-		kernel = kernelGo
-		t.Cleanup(func() { kernel = saved })
-		f(t)
-	})
-	if runtime.GOARCH != "amd64" {
-		t.Logf("no assembly micro-kernel on %s; the portable one is the kernel here", runtime.GOARCH)
-		return
+	names := []string{"go"}
+	if kernelName != "go" {
+		names = append(names, kernelName)
+	} else {
+		t.Logf("no assembly micro-kernel on this CPU (%s); testing the portable one only", runtime.GOARCH)
 	}
-	t.Run("avx2-fma", func(t *testing.T) {
-		testenv.NeedFeature(t, "avx2", kernelName == "avx2-fma", "the AVX2+FMA GEMM micro-kernel")
-		f(t)
-	})
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			if name == "go" {
+				saved := kernel
+				kernel = kernelGo
+				t.Cleanup(func() { kernel = saved })
+			}
+			f(t)
+		})
+	}
 }
 
 type matrix struct {

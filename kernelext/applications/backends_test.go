@@ -82,17 +82,15 @@ func TestBackendsAgree(t *testing.T) {
 // within 1e-4 and the same top-5 classes (ranks closer than 1e-6 may swap). Set
 // WORKBOOK_CROSSCHECK_BACKENDS=1; cmd/workbook/testdata/gpu_check.sh runs it on a CUDA machine.
 func TestBackendsAgreeTop5(t *testing.T) {
-	if os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") == "" {
-		t.Skip("set WORKBOOK_CROSSCHECK_BACKENDS=1 on a machine with an XLA plugin")
-	}
+	testenv.NeedFeature(t, "xla", os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") != "",
+		"both classifiers on XLA against the pure-Go backend (set WORKBOOK_CROSSCHECK_BACKENDS=1 where an XLA plugin is installed)")
 	main, err := backend.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("backend under test: %s", backend.Describe(main))
-	if backend.IsPureGo(main) {
-		t.Skip("no XLA plugin here: the workbook's backend is the pure-Go one")
-	}
+	testenv.NeedFeature(t, "xla", !backend.IsPureGo(main),
+		"both classifiers on XLA against the pure-Go backend (no XLA plugin here: the workbook's backend is the pure-Go one)")
 	goBackend, err := backends.NewWithConfig("go:" + backend.GoOptions)
 	if err != nil {
 		t.Fatal(err)
