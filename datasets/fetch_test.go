@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // smallCounts describe the archive the tests serve: the book's layout, fewer images.
@@ -194,7 +196,7 @@ func TestLocateFullDataset(t *testing.T) {
 		dir = filepath.Join(root, "..", "shared", "data", "keras-workshop-ch08")
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Skip("no full data set here; set " + DataEnv)
+		testenv.SkipMissing(t, "no full data set at %s; set %s", dir, DataEnv)
 	}
 	ds, err := Locate(dir)
 	must(t, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // The book's printed result of decode_predictions for pizza.jpg (an output produced by Keras
@@ -61,32 +62,17 @@ func ExampleDecodePredictions() {
 	// kernelext: `decode_predictions` expects a batch of predictions (i.e. a 2D array of shape (samples, 1000)). Found array with shape: (1000,)
 }
 
-// kerasDecode is keras_applications.imagenet_utils.decode_predictions (keras-applications
-// 1.0.8) with the class index read from a local file instead of downloaded.
+// kerasDecode imports the real keras_applications.imagenet_utils.decode_predictions
+// (keras-applications 1.0.8, Debian's python3-keras-applications) through testdata/keras_libs.py,
+// which hands it the embedded class index instead of a download.
 const kerasDecode = `
 import sys, os, json, numpy as np
-CLASS_INDEX = None
-def decode_predictions(preds, top=5, **kwargs):
-    global CLASS_INDEX
-    if len(preds.shape) != 2 or preds.shape[1] != 1000:
-        raise ValueError('` + "`decode_predictions`" + ` expects '
-                         'a batch of predictions '
-                         '(i.e. a 2D array of shape (samples, 1000)). '
-                         'Found array with shape: ' + str(preds.shape))
-    if CLASS_INDEX is None:
-        with open(sys.argv[1]) as f:
-            CLASS_INDEX = json.load(f)
-    results = []
-    for pred in preds:
-        top_indices = pred.argsort()[-top:][::-1]
-        result = [tuple(CLASS_INDEX[str(i)]) + (pred[i],) for i in top_indices]
-        result.sort(key=lambda x: x[2], reverse=True)
-        results.append(result)
-    return results
+sys.path.insert(0, 'testdata')
+from keras_libs import decode_predictions
 `
 
 func TestDecodePredictionsMatchesKeras(t *testing.T) {
-	requirePython(t, "numpy")
+	testenv.Python(t, "numpy", "keras_applications")
 	dir := t.TempDir()
 	// Rows full of ties (values from a handful of levels), a softmax-like row, a constant row,
 	// rows with NaN, sorted and periodic rows.
@@ -114,16 +100,15 @@ np.save(os.path.join(d, 'preds.npy'), a)
 		t.Fatal(err)
 	}
 	preds := &Array{Shape: shape, Data: data}
-	classIndex := "imagenet_class_index.json"
 	tops := []int{1, 3, 5, 10, 17, 64, 65, 200, 1000, 1500}
 	want := runPython(t, kerasDecode+`
-a = np.load(sys.argv[2])
+a = np.load(sys.argv[1])
 out = {}
 for top in (1, 3, 5, 10, 17, 64, 65, 200, 1000, 1500):
     res = decode_predictions(a, top=top)
     out[top] = [[[w, l, repr(s)] for (w, l, s) in r] for r in res]
 print(json.dumps(out))
-`, classIndex, filepath.Join(dir, "preds.npy"))
+`, filepath.Join(dir, "preds.npy"))
 	var wantByTop map[string][][][3]string
 	if err := json.Unmarshal([]byte(want), &wantByTop); err != nil {
 		t.Fatal(err)
@@ -188,7 +173,7 @@ func TestDecodePredictionsErrors(t *testing.T) {
 }
 
 func TestArgsortMatchesNumpy(t *testing.T) {
-	requirePython(t, "numpy")
+	testenv.Python(t, "numpy")
 	dir := t.TempDir()
 	runPython(t, `
 import sys, os, numpy as np
@@ -241,7 +226,7 @@ for n in (1, 2, 3, 16, 17, 18, 33, 100, 1000, 4097):
 // (what a Jupyter cell shows) on Keras' own decode_predictions output for batches of several
 // sizes and lengths.
 func TestFormatPredictionsMatchesIPython(t *testing.T) {
-	requirePython(t, "numpy", "IPython")
+	testenv.Python(t, "numpy", "IPython", "keras_applications")
 	dir := t.TempDir()
 	runPython(t, `
 import sys, os, numpy as np
@@ -256,9 +241,9 @@ for samples in (1, 2, 3, 5):
 from IPython.lib.pretty import pretty
 for samples in (1, 2, 3, 5):
     for top in (1, 2, 3, 5, 8):
-        p = np.load(os.path.join(sys.argv[2], 'p%d.npy' % samples))
+        p = np.load(os.path.join(sys.argv[1], 'p%d.npy' % samples))
         sys.stdout.write(pretty(decode_predictions(p, top=top)) + '\x00')
-`, "imagenet_class_index.json", dir)
+`, dir)
 	outs := strings.Split(want, "\x00")
 	k := 0
 	for _, samples := range []int{1, 2, 3, 5} {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // FuzzLoadImg feeds arbitrary bytes, saved as a file, to LoadImg: it must return either an
@@ -47,7 +49,7 @@ func FuzzLoadImg(f *testing.F) {
 func BenchmarkLoadImgBook(b *testing.B) {
 	path := filepath.Join(bookDir, "pizza.jpg")
 	if _, err := os.Stat(path); err != nil {
-		b.Skipf("book image %s not available", path)
+		testenv.SkipMissing(b, "book image %s not available", path)
 	}
 	for i := 0; i < b.N; i++ {
 		if _, err := LoadImg(path, TargetSize(224, 224)); err != nil {

@@ -190,7 +190,7 @@ func TestPreprocessMatchesNumpy(t *testing.T) {
 // TestLoadImgBookFullResolution compares the book's photos decoded at full size with Pillow,
 // which the 224×224 goldens sample only sparsely. It needs the Python oracle.
 func TestLoadImgBookFullResolution(t *testing.T) {
-	requirePython(t, "numpy", "PIL")
+	testenv.Python(t, "numpy", "PIL")
 	if _, err := os.Stat(bookDir); err != nil {
 		testenv.SkipMissing(t, "book images not available at %s", bookDir)
 	}

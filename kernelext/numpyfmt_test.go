@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // reprCases makes float32 arrays with numpy, saving each as NAME.npy with numpy's repr() in
@@ -56,7 +57,7 @@ for name, a in cases.items():
 `
 
 func TestArrayStringMatchesNumpy(t *testing.T) {
-	requirePython(t, "numpy")
+	testenv.Python(t, "numpy")
 	dir := t.TempDir()
 	runPython(t, reprCases, dir)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.npy"))
@@ -78,7 +79,7 @@ func TestArrayStringMatchesNumpy(t *testing.T) {
 }
 
 func TestFloat32ReprMatchesNumpy(t *testing.T) {
-	requirePython(t, "numpy")
+	testenv.Python(t, "numpy")
 	vals := []float32{0.97680503, 0.012848727, 0.0019428912, 0.0009799759, 1, 0, 1e-4, 1.0001e-4,
 		9.999e-5, 1e-5, 1.5e-7, 1e16, 9.99e15, 123456.79, 3.4028235e38, 1.4e-45, 0.1, 0.30524516,
 		float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), -2.5e-6}

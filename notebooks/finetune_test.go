@@ -16,6 +16,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/nbrun"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
@@ -27,7 +28,7 @@ import (
 var finetuneNotebooks = []string{"04-exercise-8.03-vgg16-finetune.ipynb", "07-freeze-then-unfreeze.ipynb"}
 
 func TestFinetuneNotebooksAreWhatTheGeneratorWrites(t *testing.T) {
-	needPython(t, "nbformat")
+	testenv.Python(t, "nbformat")
 	out, err := exec.Command(python, filepath.Join(pkgDir, "make_finetune_notebooks.py"), "--check").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make_finetune_notebooks.py --check: %v\n%s", err, out)
@@ -89,10 +90,8 @@ func TestFinetuneNotebookLayout(t *testing.T) {
 // backend with the stand-in VGG16, sharing one checkpoint folder and one value cache as a
 // session would: notebook 07's stage 1 is the run notebook 04 saved.
 func TestFinetuneNotebooksExecute(t *testing.T) {
-	if testing.Short() {
-		t.Skip("trains VGG16 in two notebooks through Jupyter (about three minutes on two busy cores)")
-	}
-	env := needKernel(t)
+	testenv.Long(t, "trains VGG16 in two notebooks through Jupyter (about three minutes on two busy cores)")
+	env := testenv.Jupyter(t)
 	ref := reference.Dir(t)
 	ckpts := t.TempDir()
 	model := filepath.Join(t.TempDir(), "model.ckpt")

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image/png"
 	"math"
@@ -22,25 +21,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/nbrun"
 	"github.com/transfer-learning-go/workbook/internal/npy"
 	"github.com/transfer-learning-go/workbook/internal/reference"
-	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/weights"
 )
 
-// Environment variables that turn a missing tool into a failure instead of a skip (CI sets them).
-const (
-	envRequireJupyter = "WORKBOOK_REQUIRE_JUPYTER"
-	envRequireOracles = "WORKBOOK_REQUIRE_ORACLES"
-)
-
-const python = "/usr/bin/python3"
+const python = testenv.PythonPath
 
 type notebook struct {
 	file     string
@@ -63,21 +55,6 @@ var (
 	rootDir = filepath.Dir(pkgDir)
 )
 
-func skipOrFail(t *testing.T, env, msg string) {
-	t.Helper()
-	if os.Getenv(env) != "" && os.Getenv(env) != "0" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func needPython(t *testing.T, modules string) {
-	t.Helper()
-	if out, err := exec.Command(python, "-c", "import "+modules).CombinedOutput(); err != nil {
-		skipOrFail(t, envRequireOracles, fmt.Sprintf("%s cannot import %s: %v %s", python, modules, err, bytes.TrimSpace(out)))
-	}
-}
-
 func readNotebook(t *testing.T, dir, file string) *nbrun.Notebook {
 	t.Helper()
 	nb, err := nbrun.ReadNotebook(filepath.Join(rootDir, dir, file))
@@ -88,7 +65,7 @@ func readNotebook(t *testing.T, dir, file string) *nbrun.Notebook {
 }
 
 func TestNotebooksAreWhatTheGeneratorWrites(t *testing.T) {
-	needPython(t, "nbformat")
+	testenv.Python(t, "nbformat")
 	out, err := exec.Command(python, filepath.Join(pkgDir, "make_notebooks.py"), "--check").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make_notebooks.py --check: %v\n%s", err, out)
@@ -205,7 +182,7 @@ func TestNotebookLayoutAndGraderVariables(t *testing.T) {
 // NumPy float32 values; under NumPy 1.24, score*100 with a Python int is computed in float64, and
 // '%.2f' rounds the exact binary value correctly, as Go's %.2f does.
 func TestPercentLineMatchesPython(t *testing.T) {
-	needPython(t, "numpy")
+	testenv.Python(t, "numpy")
 	scores := []float32{0, 1, 0.97680503, 0.30524516, 0.8013074, 0.012848727, 0.0009799759, 1e-8,
 		0.00125, 0.00375, 0.105, 0.125, 0.995, 0.99995, 0.5, 0.015, 0.025}
 	rng := rand.New(rand.NewPCG(8, 1))
@@ -247,35 +224,6 @@ for line in sys.stdin:
 	}
 }
 
-// kernel returns the environment to run notebooks with, or skips when Jupyter with GoNB is
-// not set up (fails under WORKBOOK_REQUIRE_JUPYTER=1), as internal/nbrun's tests do.
-var kernel = sync.OnceValues(func() ([]string, error) {
-	ctx := context.Background()
-	if _, err := os.Stat(nbrun.DefaultPython); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command(nbrun.DefaultPython, "-c", "import nbclient, nbconvert, nbformat").CombinedOutput(); err != nil {
-		return nil, errors.New(nbrun.DefaultPython + " cannot import nbclient/nbconvert: " + strings.TrimSpace(string(out)))
-	}
-	env, err := setup.KernelEnv(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := setup.FindKernelSpec(ctx, env); err != nil {
-		return nil, err
-	}
-	return env, nil
-})
-
-func needKernel(t *testing.T) []string {
-	t.Helper()
-	env, err := kernel()
-	if err != nil {
-		skipOrFail(t, envRequireJupyter, "Jupyter with the GoNB kernel is not set up ("+err.Error()+"); run `go run ./cmd/workbook setup`")
-	}
-	return env
-}
-
 // oracle holds the reference data the executed notebooks are compared with.
 type oracle struct {
 	dir      string
@@ -293,7 +241,7 @@ type oracle struct {
 func loadOracle(t *testing.T) *oracle {
 	t.Helper()
 	dir := reference.Dir(t)
-	needPython(t, "numpy")
+	testenv.Python(t, "numpy")
 	o := &oracle{dir: dir, images: map[string]int{}, probs: map[string][]float32{}, top5: map[string][][]int{},
 		gap: map[string]float64{}, classes: map[int][2]string{}, arrays: map[string]string{},
 		standIns: map[string]string{}, goldens: map[string]string{}}
@@ -375,10 +323,8 @@ for i in range(a.shape[0]):
 // print their TODO hints. One value cache is shared, as in a real session, so only the first
 // notebook per model reads its weights more than once.
 func TestNotebooksExecute(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs seven notebooks through Jupyter (about four minutes on two busy cores)")
-	}
-	env := needKernel(t)
+	testenv.Long(t, "runs seven notebooks through Jupyter (about four minutes on two busy cores)")
+	env := testenv.Jupyter(t)
 	o := loadOracle(t)
 	env = append(slices.Clone(env),
 		"GOMLX_BACKEND=go",

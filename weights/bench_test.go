@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // BenchmarkOpen loads a full-size checkpoint: the file named by $WEIGHTS_BENCH_FILE, else VGG16
@@ -19,7 +21,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		b.Skipf("no checkpoint to load (set WEIGHTS_BENCH_FILE): %v", err)
+		testenv.SkipMissing(b, "no checkpoint to load (set WEIGHTS_BENCH_FILE): %v", err)
 	}
 	b.SetBytes(st.Size())
 	for b.Loop() {

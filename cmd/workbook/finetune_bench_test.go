@@ -21,6 +21,7 @@ import (
 	"github.com/transfer-learning-go/workbook/datasets"
 	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
@@ -307,10 +308,7 @@ func benchOursCached(b *testing.B) {
 // threads as this process may use) on the same sample with the same scaled schedule.
 func benchPyTorch(b *testing.B) {
 	steps := benchSteps(b)
-	if _, err := exec.Command(reference.Python, "-c", "import torch, torchvision").CombinedOutput(); err != nil {
-		b.Skipf("%s cannot import torch and torchvision: %v", reference.Python, err)
-	}
-	cmd := exec.Command(reference.Python, filepath.Join("testdata", "torch_finetune_bench.py"),
+	cmd := exec.Command(testenv.Python(b, "torch", "torchvision"), filepath.Join("testdata", "torch_finetune_bench.py"),
 		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
 		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	cmd.Stderr = os.Stderr

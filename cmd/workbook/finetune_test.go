@@ -17,6 +17,7 @@ import (
 	"github.com/transfer-learning-go/workbook/datasets"
 	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
@@ -463,9 +464,8 @@ func TestFinetuneUnfreezeChecked(t *testing.T) {
 func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 	needGoBackend(t)
 	paths := bookWayPaths(t)
-	if len(paths) < 2 {
-		t.Skip("the frozen base cannot run on the inference code here")
-	}
+	testenv.NeedFeature(t, "avx2", len(paths) == 2,
+		"the frozen base on the workbook's inference code against the whole model in GoMLX")
 	w := filepath.Join(reference.Dir(t), weights.VGG16NoTop)
 	type result struct {
 		out  string

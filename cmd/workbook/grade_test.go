@@ -10,6 +10,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/weights"
 )
 
@@ -59,16 +60,11 @@ func TestParseBytes(t *testing.T) {
 // The command end to end, through this binary as the sandbox launcher: a solved notebook and a
 // broken file give a gradebook, a report and feedback, and the command succeeds.
 func TestGradeCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs notebooks through Jupyter")
-	}
-	needGoNB(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the grading sandbox needs root")
-	}
-	if _, err := sandbox.CgroupSupport(); err != nil {
-		t.Skip(err)
-	}
+	testenv.Long(t, "runs notebooks through Jupyter")
+	testenv.Jupyter(t)
+	testenv.NeedRoot(t, "the grading sandbox")
+	_, err := sandbox.CgroupSupport()
+	testenv.Need(t, err == nil, "the grading sandbox needs a memory cgroup: %v", err)
 	t.Setenv(weights.WeightsDirEnv, reference.Dir(t))
 	t.Setenv("GOMLX_BACKEND", "go")
 	repo, err := reference.ModuleRoot()

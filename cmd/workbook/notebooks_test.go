@@ -1,34 +1,17 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 )
 
-func needGoNB(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	env, err := setup.KernelEnv(ctx)
-	if err == nil {
-		_, err = setup.FindKernelSpec(ctx, env)
-	}
-	if err != nil {
-		msg := "Jupyter with the GoNB kernel is not set up (" + err.Error() + "); run `go run ./cmd/workbook setup`"
-		if os.Getenv("WORKBOOK_REQUIRE_JUPYTER") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
-
 func TestNotebooksRunReportsFailingCell(t *testing.T) {
-	needGoNB(t)
+	testenv.Jupyter(t)
 	out := t.TempDir()
 	testdata := filepath.Join("..", "..", "internal", "nbrun", "testdata")
 	code, stdoutText, errOut := runCLI(t, "notebooks", "run", "--no-html", "--out", out,

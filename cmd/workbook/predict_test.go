@@ -11,6 +11,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 )
 
@@ -79,9 +80,7 @@ func TestPredictUsageErrors(t *testing.T) {
 // the same images, then checks the printed decode_predictions and top-1 lines against those
 // probabilities.
 func TestPredictCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ResNet50 on the pure-Go backend")
-	}
+	testenv.Long(t, "runs ResNet50 on the pure-Go backend")
 	dir := reference.Dir(t)
 	manifest, err := reference.ReadManifest(dir)
 	if err != nil {
@@ -94,7 +93,7 @@ func TestPredictCommand(t *testing.T) {
 	for _, name := range names {
 		p := filepath.Join(book, name)
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("book image %s not available", p)
+			testenv.SkipMissing(t, "book image %s not available", p)
 		}
 		images = append(images, p)
 		row := -1
@@ -206,13 +205,7 @@ func classLabel(t *testing.T, class int) string {
 // TestTop1LineMatchesPython compares the book's print('%s (%.2f%%)' % (label, score*100)),
 // evaluated by Python on NumPy float32 scores, with top1Line.
 func TestTop1LineMatchesPython(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		if os.Getenv("WORKBOOK_REQUIRE_ORACLES") != "" {
-			t.Fatalf("oracle %s with numpy not available", py)
-		}
-		t.Skip("oracle /usr/bin/python3 with numpy not available")
-	}
+	py := testenv.Python(t, "numpy")
 	// Scores whose percentage sits on or near a rounding boundary, plus the book's own.
 	scores := []float32{0.9768050, 0.30517, 0.80126, 0.84334, 0.5, 0.123449996, 0.12345, 0.99995,
 		0.00005, 0.000049999, 1, 0, 0.0123450005, 0.6789499}

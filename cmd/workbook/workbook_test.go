@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // runCLI runs the dispatcher in-process and returns the exit status and what was printed.
@@ -62,13 +64,10 @@ func TestPreprocessUsageErrors(t *testing.T) {
 }
 
 // TestPreprocessMatchesKeras runs "workbook preprocess" and compares the batch it writes,
-// bit for bit, with the one Keras' functions (replicated in kernelext's golden generator)
-// build with NumPy and Pillow.
+// bit for bit, with the one the real Keras functions (keras-preprocessing's load_img and
+// img_to_array, keras-applications' preprocess_input, through kernelext/testdata/keras_libs.py) build.
 func TestPreprocessMatchesKeras(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import numpy, PIL").Run(); err != nil {
-		t.Skip("oracle /usr/bin/python3 with numpy and Pillow (python3-numpy, python3-pil) not available")
-	}
+	py := testenv.Python(t, "numpy", "PIL", "keras_preprocessing", "keras_applications")
 	images := []string{
 		filepath.Join("..", "..", "kernelext", "testdata", "images", "odd_420.jpg"),
 		filepath.Join("..", "..", "kernelext", "testdata", "images", "rgba.png"),
@@ -95,8 +94,8 @@ func TestPreprocessMatchesKeras(t *testing.T) {
 import sys, os
 import numpy as np
 sys.path.insert(0, os.path.join('..', '..', 'kernelext', 'testdata'))
-from gen_golden import load_img, img_to_array, preprocess_input_caffe
-want = np.vstack([preprocess_input_caffe(np.expand_dims(img_to_array(load_img(p, target_size=(224, 224))), axis=0))
+from keras_libs import load_img, img_to_array, preprocess_input
+want = np.vstack([preprocess_input(np.expand_dims(img_to_array(load_img(p, target_size=(224, 224))), axis=0))
                   for p in sys.argv[2:]])
 got = np.load(sys.argv[1])
 assert got.dtype == np.float32 and got.shape == want.shape, (got.dtype, got.shape, want.shape)

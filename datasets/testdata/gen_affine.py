@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Writes affine_golden.json: Keras' apply_affine_transform (scipy.ndimage.affine_transform,
-order=1, mode='nearest', centre size/2+0.5) on random float32 images, per the reference in
-keras_ref.py. Run from this folder with /usr/bin/python3 (NumPy 1.24, SciPy 1.10).
+"""Writes affine_golden.json: the real keras-preprocessing 1.1.0 apply_affine_transform (Debian's
+python3-keras-preprocessing; scipy.ndimage.affine_transform, order=1, mode='nearest', centre
+size/2+0.5) on random float32 images. Run from this folder with /usr/bin/python3 (NumPy 1.24,
+SciPy 1.10).
 
 Inputs are not stored: the Go test regenerates them from np.random.RandomState(input_seed) —
 value k of the (h, w, c) array, row-major, is floor(random_sample()*256) for integer images and
@@ -12,10 +13,10 @@ import base64
 import json
 import os
 
+import keras_preprocessing
 import numpy as np
 import scipy
-
-from keras_ref import affine
+from keras_preprocessing.image import apply_affine_transform
 
 
 def make_input(h, w, c, seed, integer):
@@ -44,12 +45,13 @@ for idx, (h, w, c) in enumerate(shapes):
         seed = 100 + 4 * idx + variant
         integer = variant != 3
         x = make_input(h, w, c, seed, integer)
-        y = affine(x, shear, zx, zy)
+        y = apply_affine_transform(x, shear=shear, zx=zx, zy=zy)
         assert y.dtype == np.float32
         cases.append({"h": h, "w": w, "c": c, "input_seed": seed, "integer": integer,
                       "shear": repr(float(shear)), "zx": repr(float(zx)), "zy": repr(float(zy)),
                       "out": base64.b64encode(np.ascontiguousarray(y).astype('<f4').tobytes()).decode()})
 
 with open("affine_golden.json.tmp", "w") as f:
-    json.dump({"numpy": np.__version__, "scipy": scipy.__version__, "cases": cases}, f)
+    json.dump({"numpy": np.__version__, "scipy": scipy.__version__,
+               "keras_preprocessing": keras_preprocessing.__version__, "cases": cases}, f)
 os.replace("affine_golden.json.tmp", "affine_golden.json")

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Builds the small image tree flow/ and writes flow_golden.json: what the keras-preprocessing
-1.1.0 DirectoryIterator logic (keras_ref.py, with NumPy's global generator, SciPy and Pillow)
-yields on it for several configurations. Run from this folder with /usr/bin/python3.
+"""Builds the small image tree flow/ and writes flow_golden.json: what the real keras-preprocessing
+1.1.0 (Debian's python3-keras-preprocessing: ImageDataGenerator.flow_from_directory, on NumPy's
+global generator, SciPy and Pillow) yields on it for several configurations. Run from this folder
+with /usr/bin/python3.
 
 The tree exercises Keras' folder rules: "Bus" sorts before "car" (code points), the hidden
 ".hidden" folder is a class without images, nested folders "sub" and "sub b" are visited in
@@ -10,14 +11,16 @@ does not. Images are 6x5 PNGs (one grayscale), so loading involves no resize and
 decoding.
 """
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
 
+import keras_preprocessing
 import numpy as np
+from keras_preprocessing.image import ImageDataGenerator
 from PIL import Image
-
-import keras_ref
 
 H, W = 6, 5
 ROOT = "flow"
@@ -52,8 +55,42 @@ def b64(a):
     return base64.b64encode(np.ascontiguousarray(a).astype('<f4').tobytes()).decode()
 
 
+class RecordingGenerator(ImageDataGenerator):
+    """Keras' ImageDataGenerator, also keeping every parameter set get_random_transform draws
+    (the batch code calls it once per image, in batch order)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.drawn = []
+
+    def get_random_transform(self, img_shape, seed=None):
+        params = super().get_random_transform(img_shape, seed)
+        self.drawn.append(params)
+        return params
+
+
+def flow(directory, generator_kwargs, target_size, **iterator_kwargs):
+    """generator.flow_from_directory(...), with the "Found ..." line it prints captured and the
+    index array of every batch it builds recorded in it.index_log."""
+    gen = RecordingGenerator(**generator_kwargs)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        it = gen.flow_from_directory(directory, target_size=target_size, **iterator_kwargs)
+    it.message = printed.getvalue().strip()
+    it.index_log = []
+    build = it._get_batches_of_transformed_samples
+
+    def logged(index_array):
+        it.index_log.append(np.array(index_array))
+        return build(index_array)
+
+    it._get_batches_of_transformed_samples = logged
+    return it
+
+
 def record(it, x, y):
-    idx, params = it.log[-1]
+    idx = it.index_log[-1]
+    params = it.image_data_generator.drawn[-len(idx):]
     return {"index": [int(v) for v in idx],
             "params": [{"shear": repr(float(p["shear"])), "zx": repr(float(p["zx"])),
                         "zy": repr(float(p["zy"])), "fh": bool(p["flip_horizontal"]),
@@ -76,10 +113,10 @@ CASES = [
 
 def main():
     build_tree()
-    out = {"numpy": np.__version__, "target_size": [H, W], "cases": []}
+    out = {"numpy": np.__version__, "keras_preprocessing": keras_preprocessing.__version__,
+           "target_size": [H, W], "cases": []}
     for name, gkw, ikw, calls in CASES:
-        gen = keras_ref.Augment(**gkw)
-        it = keras_ref.DirectoryIterator(ROOT, gen, (H, W), **ikw)
+        it = flow(ROOT, gkw, (H, W), **ikw)
         case = {"name": name, "message": it.message, "filenames": it.filenames,
                 "class_indices": it.class_indices, "calls": [], "batches": []}
         for call in calls:

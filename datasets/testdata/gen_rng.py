@@ -3,6 +3,8 @@
 
 Run with /usr/bin/python3 (NumPy 1.24) from this folder:  python3 gen_rng.py
 Floats are written with repr(), which round-trips exactly.
+No replica of anything: these are NumPy's own generator streams, the ones Keras' image code
+(keras-preprocessing) draws from.
 """
 import json
 

@@ -1,16 +1,16 @@
 #!/usr/bin/python3
-"""Writes sample_flow_golden.json: the keras-preprocessing 1.1.0 iterator logic (keras_ref.py:
-Pillow load_img with NEAREST resize, NumPy's global generator, SciPy's affine transform) run on
+"""Writes sample_flow_golden.json: the real keras-preprocessing 1.1.0 flow_from_directory (Pillow
+load_img with NEAREST resize, NumPy's global generator, SciPy's affine transform) run on
 the shipped JPEG sample ../cars-flowers-sample, with the book's augmentation. A small target
 size keeps the file small while still going through decoding, resizing and augmentation.
 Run from this folder with /usr/bin/python3.
 """
 import os
 
+import keras_preprocessing
 import numpy as np
 
 import gen_flow
-import keras_ref
 
 H, W = 20, 18
 CASES = [
@@ -22,9 +22,10 @@ CASES = [
 
 
 def main():
-    out = {"numpy": np.__version__, "target_size": [H, W], "cases": []}
+    out = {"numpy": np.__version__, "keras_preprocessing": keras_preprocessing.__version__,
+           "target_size": [H, W], "cases": []}
     for name, d, gkw, ikw, calls in CASES:
-        it = keras_ref.DirectoryIterator(d, keras_ref.Augment(**gkw), (H, W), **ikw)
+        it = gen_flow.flow(d, gkw, (H, W), **ikw)
         case = {"name": name, "message": it.message, "filenames": it.filenames,
                 "class_indices": it.class_indices, "calls": [], "batches": []}
         for _ in calls:

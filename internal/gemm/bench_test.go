@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // The benchmarks report GFLOP/s (2mnk per product) and GFLOP per CPU second (steadier on a
@@ -108,7 +110,7 @@ func benchPython(b *testing.B, lib string, bestCore bool) {
 		}
 		out, err := cmd.Output()
 		if err != nil {
-			b.Skipf("%s benchmark: %v (%s)", lib, err, exitStderr(err))
+			testenv.SkipMissing(b, "%s benchmark: %v (%s)", lib, err, exitStderr(err))
 		}
 		sc := bufio.NewScanner(strings.NewReader(string(out)))
 		name := lib

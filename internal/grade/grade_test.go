@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 )
@@ -123,13 +124,7 @@ func TestEvaluateArrays(t *testing.T) {
 
 // allclose must decide exactly as numpy.allclose (the oracle), NaN and infinities included.
 func TestAllCloseMatchesNumPy(t *testing.T) {
-	py := "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import numpy").CombinedOutput(); err != nil {
-		if os.Getenv("WORKBOOK_REQUIRE_ORACLES") != "" {
-			t.Fatalf("numpy: %v %s", err, out)
-		}
-		t.Skip("numpy is not installed")
-	}
+	py := testenv.Python(t, "numpy")
 	ref := testRef(t)
 	check := &ref.Spec.Checks[2] // rtol 1e-5, atol 1e-8
 	want := []float32{0.5, 1e-9, 0, 1, 3.5e-3, 100}
@@ -263,9 +258,7 @@ func TestCheckBook(t *testing.T) {
 // The export cell, compiled as an ordinary Go program against this checkout, writes values that
 // ReadExport reads back bit for bit (NaN, -0 and all).
 func TestExportCellRoundTrip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a program")
-	}
+	testenv.Long(t, "builds a program")
 	root, err := reference.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -41,23 +41,6 @@ for src, raw, rgb in zip(a[0::3], a[1::3], a[2::3]):
     print(im.mode)
 `
 
-// pythonWithPillow returns the Python interpreter to use as the oracle, or
-// skips the test when there is none with Pillow.
-func pythonWithPillow(t testing.TB) string {
-	t.Helper()
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		var lerr error
-		if py, lerr = exec.LookPath("python3"); lerr != nil {
-			testenv.SkipMissing(t, "%s", "skipping: python3 not found, so there is no Pillow oracle to compare with")
-		}
-	}
-	if out, err := exec.Command(py, "-c", "import PIL").CombinedOutput(); err != nil {
-		testenv.SkipMissing(t, "skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
-	}
-	return py
-}
-
 // TestDatasetCMYKMatchesPillow decodes the data set's CMYK JPEGs and compares
 // both the CMYK planes and the RGB conversion, value for value, with Pillow's
 // computed now.
@@ -72,7 +55,7 @@ func TestDatasetCMYKMatchesPillow(t *testing.T) {
 	if len(files) == 0 {
 		testenv.SkipMissing(t, "skipping: the CMYK files of %s are not present", datasetDir)
 	}
-	py := pythonWithPillow(t)
+	py := testenv.Python(t, "PIL")
 	dir := t.TempDir()
 	args := []string{"-c", pillowCMYKScript}
 	for i, f := range files {
@@ -152,7 +135,7 @@ func cmykTable() *image.CMYK {
 // TestCMYKToRGBMatchesPillow checks CMYKToRGB on every (value, K) pair
 // against Pillow's Image.frombytes('CMYK', ...).convert('RGB').
 func TestCMYKToRGBMatchesPillow(t *testing.T) {
-	py := pythonWithPillow(t)
+	py := testenv.Python(t, "PIL")
 	img := cmykTable()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in.cmyk"), filepath.Join(dir, "out.rgb")

@@ -38,16 +38,7 @@ for src, dst in zip(a[0::2], a[1::2]):
 // subsampling of each. It skips the test when python3 or Pillow is missing.
 func pillowDecode(t testing.TB, files []string) (rgb [][]byte, info []string) {
 	t.Helper()
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		var lerr error
-		if py, lerr = exec.LookPath("python3"); lerr != nil {
-			testenv.SkipMissing(t, "%s", "skipping: python3 not found, so there is no Pillow oracle to compare with")
-		}
-	}
-	if out, err := exec.Command(py, "-c", "import PIL").CombinedOutput(); err != nil {
-		testenv.SkipMissing(t, "skipping: Pillow is not importable by %s (%v: %s)", py, err, out)
-	}
+	py := testenv.Python(t, "PIL")
 	dir := t.TempDir()
 	args := []string{"-c", pillowScript}
 	var outs []string

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // stdlibRGB decodes with Go's image/jpeg and converts to RGBA with draw.Draw,
@@ -57,7 +59,7 @@ func TestStdlibDiffersFromPillow(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	data, err := os.ReadFile(filepath.Join(bookDir, "gf.jpg"))
 	if err != nil {
-		b.Skipf("skipping: %v", err)
+		testenv.SkipMissing(b, "book image: %v", err)
 	}
 	b.Run("internal-jpeg", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))

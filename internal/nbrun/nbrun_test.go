@@ -6,54 +6,21 @@ import (
 	"errors"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
-// EnvRequireJupyter, when "1" (CI sets it), turns a missing Jupyter/GoNB into a test failure
-// instead of a skip.
-const EnvRequireJupyter = "WORKBOOK_REQUIRE_JUPYTER"
-
-var (
-	kernelOnce sync.Once
-	kernelEnv  []string
-	kernelErr  error
-)
-
-// needKernel returns the kernel environment, or skips (fails under WORKBOOK_REQUIRE_JUPYTER=1) when
-// Debian's Jupyter or the registered GoNB kernel is missing.
+// needKernel returns the kernel environment (testenv.Jupyter: a missing Jupyter or GoNB kernel
+// skips, or fails in CI), with a value cache of the test's own.
 func needKernel(t *testing.T) []string {
 	t.Helper()
-	kernelOnce.Do(func() {
-		ctx := context.Background()
-		if _, err := os.Stat(DefaultPython); err != nil {
-			kernelErr = err
-			return
-		}
-		if out, err := exec.Command(DefaultPython, "-c", "import nbclient, nbconvert, nbformat").CombinedOutput(); err != nil {
-			kernelErr = errors.New(DefaultPython + " cannot import nbclient/nbconvert: " + strings.TrimSpace(string(out)))
-			return
-		}
-		if kernelEnv, kernelErr = setup.KernelEnv(ctx); kernelErr != nil {
-			return
-		}
-		_, kernelErr = setup.FindKernelSpec(ctx, kernelEnv)
-	})
-	if kernelErr != nil {
-		msg := "Jupyter with the GoNB kernel is not set up (" + kernelErr.Error() + "); run `go run ./cmd/workbook setup`"
-		if os.Getenv(EnvRequireJupyter) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	// Each test gets its own value cache, so cached cells compute on their first run.
-	return append(append([]string(nil), kernelEnv...), "WORKBOOK_CACHE_DIR="+t.TempDir())
+	return append(testenv.Jupyter(t), "WORKBOOK_CACHE_DIR="+t.TempDir())
 }
 
 func runTestdata(t *testing.T, name string, opt Options) (*Result, error) {

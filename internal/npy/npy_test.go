@@ -17,13 +17,7 @@ import (
 // not installed.
 func python(t *testing.T, script string, args ...string) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		testenv.SkipMissing(t, "%s", "oracle /usr/bin/python3 not installed")
-	}
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		testenv.SkipMissing(t, "%s", "oracle numpy not installed (Debian package python3-numpy)")
-	}
+	py := testenv.Python(t, "numpy")
 	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

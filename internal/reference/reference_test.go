@@ -70,10 +70,9 @@ func TestDirSkipsWhenGenerationForbidden(t *testing.T) {
 }
 
 func TestDirSkipsWithoutTorch(t *testing.T) {
+	_, err := os.Stat(Python)
+	testenv.Need(t, err == nil, "%s: %v", Python, err)
 	t.Setenv(testenv.RequireEnv, "") // this test is about the skip itself
-	if _, err := os.Stat(Python); err != nil {
-		t.Skipf("%s: %v", Python, err)
-	}
 	// A torch module that fails to import stands in for a missing torch.
 	fake := t.TempDir()
 	if err := os.WriteFile(filepath.Join(fake, "torch.py"), []byte("raise ImportError('no torch here')\n"), 0o644); err != nil {
@@ -122,9 +121,7 @@ func npyShape(t *testing.T, path string) string {
 // manifest and the shapes the model tests rely on. It generates the data on
 // first use, so it is skipped in -short mode.
 func TestGeneratedReference(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generating the reference takes minutes")
-	}
+	testenv.Long(t, "generating the reference takes minutes")
 	dir := Dir(t)
 	m, err := ReadManifest(dir)
 	if err != nil {

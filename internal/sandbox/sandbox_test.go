@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -19,9 +21,7 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the sandbox needs root")
-	}
+	testenv.NeedRoot(t, "the sandbox")
 }
 
 // run starts cfg through the launcher with args and returns stdout+stderr and the exit status.
@@ -153,7 +153,7 @@ func uidProcesses(t *testing.T, uid int) []string {
 func TestMemoryCgroup(t *testing.T) {
 	needRoot(t)
 	if _, err := CgroupSupport(); err != nil {
-		t.Skip(err)
+		testenv.SkipMissing(t, "memory cgroup: %v", err)
 	}
 	cg, err := NewCgroup(fmt.Sprintf("test-%d", os.Getpid()), 64<<20, 64)
 	if err != nil {

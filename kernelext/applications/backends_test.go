@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 )
@@ -18,19 +19,17 @@ import (
 // backend (XLA where a plugin is installed) and on the pure-Go backend, whose results the
 // reference tests tie to PyTorch, and compares them. It is for machines with XLA (set
 // WORKBOOK_CROSSCHECK_BACKENDS=1); where the workbook's backend is the pure-Go one it is
-// skipped.
+// skipped, and the skip is reported (testenv.NeedFeature).
 func TestBackendsAgree(t *testing.T) {
-	if os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") == "" {
-		t.Skip("set WORKBOOK_CROSSCHECK_BACKENDS=1 on a machine with an XLA plugin")
-	}
+	testenv.NeedFeature(t, "xla", os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") != "",
+		"both models on XLA against the pure-Go backend (set WORKBOOK_CROSSCHECK_BACKENDS=1 where an XLA plugin is installed)")
 	main, err := backend.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("backend under test: %s", backend.Describe(main))
-	if main.String() == simplego.BackendName {
-		t.Skip("no XLA plugin here: the workbook's backend is the pure-Go one")
-	}
+	testenv.NeedFeature(t, "xla", main.String() != simplego.BackendName,
+		"both models on XLA against the pure-Go backend (no XLA plugin here: the workbook's backend is the pure-Go one)")
 	goBackend, err := backends.NewWithConfig("go:" + backend.GoOptions)
 	if err != nil {
 		t.Fatal(err)
@@ -83,17 +82,15 @@ func TestBackendsAgree(t *testing.T) {
 // within 1e-4 and the same top-5 classes (ranks closer than 1e-6 may swap). Set
 // WORKBOOK_CROSSCHECK_BACKENDS=1; cmd/workbook/testdata/gpu_check.sh runs it on a CUDA machine.
 func TestBackendsAgreeTop5(t *testing.T) {
-	if os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") == "" {
-		t.Skip("set WORKBOOK_CROSSCHECK_BACKENDS=1 on a machine with an XLA plugin")
-	}
+	testenv.NeedFeature(t, "xla", os.Getenv("WORKBOOK_CROSSCHECK_BACKENDS") != "",
+		"both classifiers on XLA against the pure-Go backend (set WORKBOOK_CROSSCHECK_BACKENDS=1 where an XLA plugin is installed)")
 	main, err := backend.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("backend under test: %s", backend.Describe(main))
-	if backend.IsPureGo(main) {
-		t.Skip("no XLA plugin here: the workbook's backend is the pure-Go one")
-	}
+	testenv.NeedFeature(t, "xla", !backend.IsPureGo(main),
+		"both classifiers on XLA against the pure-Go backend (no XLA plugin here: the workbook's backend is the pure-Go one)")
 	goBackend, err := backends.NewWithConfig("go:" + backend.GoOptions)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/weights"
@@ -26,9 +27,7 @@ func lazyEnv(t *testing.T) (refDir string) {
 }
 
 func TestLazyPredictCachedMatchesReferenceAndSkipsTheModelOnAHit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a ResNet50 forward pass on the pure-Go backend")
-	}
+	testenv.Long(t, "a ResNet50 forward pass on the pure-Go backend")
 	dir := lazyEnv(t)
 	images := loadNpy(t, dir, reference.ImagesFile)
 	const n = 2
@@ -79,9 +78,7 @@ func TestLazyPredictCachedMatchesReferenceAndSkipsTheModelOnAHit(t *testing.T) {
 }
 
 func TestLazyPredictCacheOffComputes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a ResNet50 forward pass on the pure-Go backend")
-	}
+	testenv.Long(t, "a ResNet50 forward pass on the pure-Go backend")
 	dir := lazyEnv(t)
 	t.Setenv(nbcache.EnvOff, "off")
 	images := loadNpy(t, dir, reference.ImagesFile)
@@ -218,7 +215,7 @@ func TestStoredArrayRoundTrip(t *testing.T) {
 }
 
 // The summaries the notebooks print come from the layer table alone; the goldens are Keras'
-// own output (testdata/gen_summary_goldens.py).
+// summaries of keras-applications' own model definitions (testdata/gen_summary_goldens.py).
 func TestLazySummaryIsKeras(t *testing.T) {
 	for golden, l := range map[string]*LazyModel{"vgg16": MustLazyVGG16(), "resnet50": MustLazyResNet50()} {
 		want, err := os.ReadFile(filepath.Join("testdata", "summary_"+golden+".txt"))

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/internal/gemm"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 )
@@ -29,9 +30,8 @@ func engineBackend(t testing.TB) backends.Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !EngineRuns(b, dtypes.Float32) {
-		t.Skipf("the engine does not run here (kernel %s)", gemm.KernelName())
-	}
+	testenv.NeedFeature(t, "avx2", EngineRuns(b, dtypes.Float32),
+		"the workbook's CPU engine, which needs an AVX2+FMA or AVX-512 GEMM kernel (kernel here: "+gemm.KernelName()+")")
 	return b
 }
 

@@ -2,13 +2,13 @@ package applications
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/weights"
 )
@@ -17,13 +17,7 @@ import (
 // with h5py into a temporary directory.
 func badWeightsDir(t *testing.T) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import h5py, numpy").Run(); err != nil {
-		if os.Getenv("WORKBOOK_REQUIRE_ORACLES") != "" {
-			t.Fatalf("oracle %s with h5py and numpy (python3-h5py) not available: %v", py, err)
-		}
-		t.Skipf("oracle %s with h5py and numpy (python3-h5py) not available", py)
-	}
+	py := testenv.Python(t, "h5py", "numpy")
 	dir := t.TempDir()
 	out, err := exec.Command(py, filepath.Join("testdata", "gen_bad_weights.py"), dir).CombinedOutput()
 	if err != nil {
@@ -77,9 +71,7 @@ func TestLoadBadWeights(t *testing.T) {
 }
 
 func TestLoadWrongArchitectureReference(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reads the 100 MB reference ResNet50 checkpoint")
-	}
+	testenv.Long(t, "reads the 100 MB reference ResNet50 checkpoint")
 	dir := reference.Dir(t)
 	_, err := VGG16(WithWeights(filepath.Join(dir, reference.ResNet50Weights)), WithBackend(testBackend(t)))
 	if err == nil {
@@ -143,9 +135,7 @@ func nan() float64 {
 // pointing at the reference checkpoints (stand-ins under the official names), the model loads
 // them and says they are not the published file.
 func TestImagenetWeightsFromWeightsDir(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reads the reference ResNet50 checkpoint")
-	}
+	testenv.Long(t, "reads the reference ResNet50 checkpoint")
 	dir := reference.Dir(t)
 	t.Setenv(weights.WeightsDirEnv, dir)
 	m, err := ResNet50(IncludeTop(false), WithBackend(testBackend(t)))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 )
 
@@ -66,9 +67,7 @@ func float32Gap(t *testing.T, dir, model string) float64 {
 // reference ResNet50 amplifies rounding beyond it for any float32 implementation; see
 // float32Gap), the bound becomes twice PyTorch's float32 error.
 func TestReferenceProbabilities(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full VGG16/ResNet50 forward passes on the pure-Go backend take minutes")
-	}
+	testenv.Long(t, "full VGG16/ResNet50 forward passes on the pure-Go backend take minutes")
 	dir := reference.Dir(t)
 	images := loadNpy(t, dir, reference.ImagesFile)
 	b := testBackend(t)
@@ -120,9 +119,7 @@ func TestReferenceProbabilities(t *testing.T) {
 }
 
 func TestReferenceNoTopFeatures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full VGG16/ResNet50 forward passes on the pure-Go backend take minutes")
-	}
+	testenv.Long(t, "full VGG16/ResNet50 forward passes on the pure-Go backend take minutes")
 	dir := reference.Dir(t)
 	images := loadNpy(t, dir, reference.ImagesFile)
 	// Two images keep the cost down; the probabilities test covers all seven.

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// The goldens are written by testdata/gen_summary_goldens.py, which re-creates Keras 2.3's
-// layer ordering and print_summary from the keras-applications model definitions,
-// independently of this package.
+// The goldens are written by testdata/gen_summary_goldens.py, which runs the real
+// keras-applications 1.0.8 model definitions on a re-creation of Keras 2.3's layer ordering
+// and print_summary (Keras core is not packaged in Debian), independently of this package.
 func TestSummaryGoldens(t *testing.T) {
 	cases := []struct {
 		golden       string

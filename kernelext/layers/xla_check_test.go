@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 )
 
@@ -17,9 +18,8 @@ import (
 // with LAYERS_XLA_CHECK=1 (e.g. on a machine with the CUDA plugin; set NVIDIA_TF32_OVERRIDE=0
 // there so that the GPU computes float32 products in float32).
 func TestPureGoMatchesXLA(t *testing.T) {
-	if os.Getenv("LAYERS_XLA_CHECK") != "1" {
-		t.Skip("set LAYERS_XLA_CHECK=1 to compare with XLA (needs a PJRT plugin)")
-	}
+	testenv.NeedFeature(t, "xla", os.Getenv("LAYERS_XLA_CHECK") == "1",
+		"layers against XLA (set LAYERS_XLA_CHECK=1 where a PJRT plugin is installed)")
 	xla, err := backend.New()
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 func useTempCache(t *testing.T) string {
@@ -180,9 +182,7 @@ func TestListRemoveClearAndNoTempLeftovers(t *testing.T) {
 func TestFileHashMatchesSha256sumAndFollowsChanges(t *testing.T) {
 	useTempCache(t)
 	sum, err := exec.LookPath("sha256sum")
-	if err != nil {
-		t.Skip("sha256sum (the oracle) is not installed")
-	}
+	testenv.Need(t, err == nil, "sha256sum (the oracle, Debian's coreutils) is not installed: %v", err)
 	path := filepath.Join(t.TempDir(), "weights.h5")
 	for i, content := range []string{"first version", "second version, longer"} {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

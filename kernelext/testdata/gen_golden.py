@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Generates the image-pipeline goldens for kernelext's tests with the reference stack.
 
-Run from anywhere with Debian's Python (python3-pil, python3-numpy):
+Run from anywhere with Debian's Python (python3-pil, python3-numpy, python3-keras-preprocessing,
+python3-keras-applications):
 
     /usr/bin/python3 kernelext/testdata/gen_golden.py
 
@@ -16,9 +17,9 @@ It (re)writes, under kernelext/testdata/:
   manifest.json the list of cases and the versions that made them.
 
 The book's seven images are read from <repo>/../shared/data/keras-workshop-ch08/Prediction/
-(inputs are not copied; their goldens are). load_img and preprocess_input below follow
-keras-preprocessing 1.1.0 (utils.load_img) and keras-applications 1.0.8
-(imagenet_utils._preprocess_numpy_input, mode 'caffe') line for line.
+(inputs are not copied; their goldens are). load_img, img_to_array and preprocess_input are
+the real keras-preprocessing 1.1.0 and keras-applications 1.0.8 (Debian:
+python3-keras-preprocessing, python3-keras-applications), through keras_libs.py next to this file.
 """
 import gzip
 import io
@@ -28,6 +29,8 @@ import struct
 import sys
 import zlib
 
+import keras_applications
+import keras_preprocessing
 import numpy as np
 import PIL
 from PIL import Image
@@ -36,38 +39,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BOOK = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'keras-workshop-ch08', 'Prediction')
 IMAGES = os.path.join(HERE, 'images')
+sys.path.insert(0, HERE)
+from keras_libs import img_to_array, load_img, preprocess_input  # noqa: E402
 GOLDEN = os.path.join(HERE, 'golden')
-
-
-# --- the reference: Keras' load_img / img_to_array / preprocess_input -------------------------
-
-def load_img(path, target_size=None):
-    """keras_preprocessing.image.utils.load_img with color_mode='rgb', interpolation='nearest'."""
-    with open(path, 'rb') as f:
-        img = Image.open(io.BytesIO(f.read()))
-    if img.mode != 'RGB':
-        img = img.convert('RGB')
-    if target_size is not None:
-        width_height_tuple = (target_size[1], target_size[0])
-        if img.size != width_height_tuple:
-            img = img.resize(width_height_tuple, Image.NEAREST)
-    return img
-
-
-def img_to_array(img):
-    return np.asarray(img, dtype='float32')
-
-
-def preprocess_input_caffe(x):
-    """imagenet_utils._preprocess_numpy_input(x, data_format='channels_last', mode='caffe')."""
-    if not issubclass(x.dtype.type, np.floating):
-        x = x.astype('float32', copy=False)
-    x = x[..., ::-1]
-    mean = [103.939, 116.779, 123.68]
-    x[..., 0] -= mean[0]
-    x[..., 1] -= mean[1]
-    x[..., 2] -= mean[2]
-    return x
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -218,7 +192,7 @@ def main():
             save_rgb_png(load_img(c['path']), os.path.join(GOLDEN, c['name'] + '.full.png'))
         if c['name'] in preprocessed:
             x = img_to_array(load_img(c['path'], target_size=(224, 224)))
-            x = preprocess_input_caffe(np.expand_dims(x, axis=0))
+            x = preprocess_input(np.expand_dims(x, axis=0))
             buf = io.BytesIO()
             np.save(buf, np.ascontiguousarray(x, dtype=np.float32))
             with open(os.path.join(GOLDEN, c['name'] + '.preprocessed.npy.gz'), 'wb') as f:
@@ -230,6 +204,8 @@ def main():
         'generator': 'kernelext/testdata/gen_golden.py',
         'pillow': PIL.__version__,
         'numpy': np.__version__,
+        'keras_preprocessing': keras_preprocessing.__version__,
+        'keras_applications': keras_applications.__version__,
         'cases': cases,
         'broken': broken,
     }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
@@ -16,9 +17,7 @@ import (
 // and Dense(1, sigmoid) added to the applications model, the base frozen for stage 1 and
 // block5_* unfrozen with Adam(1e-5) for stage 2; a checkpoint round trip at the end.
 func TestVGG16FineTune(t *testing.T) {
-	if testing.Short() {
-		t.Skip("VGG16 training steps are slow on the pure-Go backend")
-	}
+	testenv.Long(t, "VGG16 training steps are slow on the pure-Go backend")
 	b := testBackend(t)
 	t.Logf("backend: %s", backend.Describe(b))
 	app, err := applications.VGG16(applications.WithWeights(""), applications.IncludeTop(false),

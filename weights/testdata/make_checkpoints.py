@@ -28,6 +28,9 @@ The files copy the layouts Keras writes, with tiny shapes and seeded random valu
 expected.json gives, per file, the layers in order with their canonical keys (kernel, bias,
 gamma, beta, moving_mean, moving_variance: the mapping Keras itself applies when loading),
 shapes and values (as Python reprs, read exactly by Go's strconv.ParseFloat).
+
+Why written by hand: the savers are Keras core (keras/engine/saving.py) and the official files'
+Keras 1.x writer, neither of which Debian 12 packages; h5py, which both use, writes the bytes.
 """
 import json
 import os

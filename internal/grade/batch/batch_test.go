@@ -13,7 +13,7 @@ import (
 	"github.com/transfer-learning-go/workbook/internal/grade"
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
-	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/solutions/checks"
 	"github.com/transfer-learning-go/workbook/weights"
@@ -25,34 +25,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// EnvRequireJupyter, when "1" (CI sets it), turns a missing Jupyter/GoNB into a failure.
-const EnvRequireJupyter = "WORKBOOK_REQUIRE_JUPYTER"
-
 // needGrading skips unless notebooks can be graded here: root for the sandbox, a memory
-// cgroup, Jupyter with the GoNB kernel (a missing kernel fails under WORKBOOK_REQUIRE_JUPYTER=1).
+// cgroup, Jupyter with the GoNB kernel (in CI, a missing one fails: testenv).
 // It points the weights at the seeded stand-in checkpoints and selects the pure-Go backend, for
 // the test and the sandboxes alike.
 func needGrading(t *testing.T) {
 	t.Helper()
-	// Root and a memory cgroup depend on how the machine runs the tests, not on its set-up:
-	// without them the tests skip even in CI.
-	if os.Geteuid() != 0 {
-		t.Skip("grading sandboxes need root")
-	}
-	if _, err := sandbox.CgroupSupport(); err != nil {
-		t.Skip(err.Error())
-	}
-	env, err := setup.KernelEnv(context.Background())
-	if err == nil {
-		_, err = setup.FindKernelSpec(context.Background(), env)
-	}
-	if err != nil {
-		msg := "Jupyter with the GoNB kernel is not set up (" + err.Error() + "); run `go run ./cmd/workbook setup`"
-		if os.Getenv(EnvRequireJupyter) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	testenv.NeedRoot(t, "grading sandboxes")
+	_, err := sandbox.CgroupSupport()
+	testenv.Need(t, err == nil, "grading sandboxes need a memory cgroup: %v", err)
+	testenv.Jupyter(t)
 	t.Setenv(weights.WeightsDirEnv, reference.Dir(t))
 	t.Setenv("GOMLX_BACKEND", "go")
 }
@@ -149,9 +131,7 @@ func (l testLog) Write(b []byte) (int, error) {
 // activities, the untouched student version (notebooks/, same file name) runs to the end and
 // scores nothing, each check saying which variable is still empty.
 func TestSolutionsFullMarks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs six notebooks through Jupyter (about six minutes)")
-	}
+	testenv.Long(t, "runs six notebooks through Jupyter (about six minutes)")
 	needGrading(t)
 	repo, err := reference.ModuleRoot()
 	if err != nil {
@@ -164,7 +144,7 @@ func TestSolutionsFullMarks(t *testing.T) {
 	for i, spec := range specs {
 		t.Run(spec.ID, func(t *testing.T) {
 			if spec.Solution == "" {
-				t.Skipf("%s has no solution notebook yet", spec.ID)
+				t.Fatalf("%s has no solution notebook", spec.ID)
 			}
 			dir := t.TempDir()
 			b, err := os.ReadFile(filepath.Join(repo, spec.Solution))
@@ -218,9 +198,7 @@ func logChecks(t *testing.T, r *Result) {
 // (right for a model trained on rescaled images, but not what the book computes) costs the
 // hidden result check and nothing else.
 func TestExercise803Mistakes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("trains VGG16's head in three notebooks through Jupyter (about four minutes)")
-	}
+	testenv.Long(t, "trains VGG16's head in three notebooks through Jupyter (about four minutes)")
 	needGrading(t)
 	repo, err := reference.ModuleRoot()
 	if err != nil {

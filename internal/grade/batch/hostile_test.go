@@ -16,6 +16,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/grade"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 )
 
@@ -53,9 +54,7 @@ func without(list []string, drop ...string) []string {
 // checks it deserves, with the reason; the batch must finish; nothing outside the sandboxes may
 // change; no process may outlive its sandbox; and hidden checks must not leak into feedback.
 func TestBatchOfTwenty(t *testing.T) {
-	if testing.Short() {
-		t.Skip("grades twenty notebooks through Jupyter (several minutes)")
-	}
+	testenv.Long(t, "grades twenty notebooks through Jupyter (several minutes)")
 	needGrading(t)
 	spec, ref := testReference(t, "8.01")
 	repo, err := reference.ModuleRoot()

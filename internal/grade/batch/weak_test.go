@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 )
 
 // Weak isolation (for a grader that is not root) grades a solved notebook fully, with the
 // per-process address-space limit in place of the cgroup, and leaves no copy in the checkout.
 func TestWeakIsolation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a notebook through Jupyter")
-	}
+	testenv.Long(t, "runs a notebook through Jupyter")
 	needGrading(t)
 	spec, ref := testReference(t, "8.04")
 	repo, err := reference.ModuleRoot()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/npy"
 	"github.com/transfer-learning-go/workbook/internal/reference"
+	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/weights"
@@ -226,9 +227,7 @@ func TestPyTorchNoTopFeatures(t *testing.T) {
 // The fc2 features and the head's output of a book image agree with the GoMLX model's
 // Predict (the PyTorch tests cover batches).
 func TestGoMLXFeatures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("two VGG16 forward passes on GoMLX's backend")
-	}
+	testenv.Long(t, "two VGG16 forward passes on GoMLX's backend")
 	dir := refEnv(t)
 	m, err := applications.VGG16(applications.Until("fc2"), applications.WithSeed(3), applications.WithoutEngine())
 	if err != nil {
@@ -276,9 +275,7 @@ func TestGoMLXFeatures(t *testing.T) {
 // drop the last row or column), non-square inputs — and a batch longer than BatchSize,
 // against GoMLX on random weights, with global average pooling on top.
 func TestGoMLXOddSizes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("VGG16 forward passes on GoMLX's backend")
-	}
+	testenv.Long(t, "VGG16 forward passes on GoMLX's backend")
 	m, err := applications.VGG16(applications.WithWeights(""), applications.WithSeed(5), applications.IncludeTop(false),
 		applications.Pooling("avg"), applications.WithoutEngine())
 	if err != nil {

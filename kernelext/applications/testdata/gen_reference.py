@@ -19,7 +19,9 @@ So this script:
    adjusted to Keras semantics (HWC flatten order for fc1, the ResNet50 stride
    on the first 1x1 convolution, conv biases, BatchNormalization epsilon 1e-3),
 4. runs them in float64 (and float32, to report the gap) on the book's seven
-   prediction images preprocessed exactly like Keras, and saves the softmax
+   prediction images preprocessed by the real Keras functions (keras-preprocessing
+   1.1.0 load_img/img_to_array, keras-applications 1.0.8 preprocess_input, through
+   kernelext/testdata/keras_libs.py), and saves the softmax
    outputs, the no-top feature maps and per-layer activations of the first
    image as float32 little-endian .npy files.
 
@@ -28,6 +30,10 @@ implementation written straight from the Keras layer definitions (NHWC,
 explicit ZeroPadding2D, strided 1x1 convs by subsampling, BN from the h5's
 running_std-as-variance) and compares it with the torch path, which checks
 the layout conversions above rather than trusting them.
+
+The networks run in torchvision rather than Keras because Keras core and TensorFlow
+are not packaged in Debian 12; the checkpoint layout is written by hand for the same
+reason (h5py writes the bytes).
 
 The output directory is written atomically (temporary sibling + rename) and the
 script does nothing when a manifest with the same SCRIPT_VERSION is already
@@ -51,21 +57,22 @@ EXIT_MISSING_DEPS = 3
 
 # Heavy modules, imported by import_deps() only once work is needed (importing
 # torch alone takes seconds, and the up-to-date check must stay cheap).
-h5py = np = PIL = torch = torchvision = Image = None
+h5py = np = PIL = torch = torchvision = keras_libs = None
 
 
 def import_deps():
-    global h5py, np, PIL, torch, torchvision, Image
+    global h5py, np, PIL, torch, torchvision, keras_libs
     try:
         import h5py
         import numpy as np
         import PIL
         import torch
         import torchvision
-        from PIL import Image
+        sys.path.insert(0, os.path.join(REPO_ROOT, "kernelext", "testdata"))
+        import keras_libs
     except ImportError as e:
-        print("gen_reference: missing Python dependency: %s (needs torch, torchvision, h5py, numpy, pillow)" % e,
-              file=sys.stderr)
+        print("gen_reference: missing Python dependency: %s (needs torch, torchvision, h5py, numpy, pillow, "
+              "keras_preprocessing, keras_applications)" % e, file=sys.stderr)
         sys.exit(EXIT_MISSING_DEPS)
 
 # Bump whenever anything that changes the generated numbers or files changes:
@@ -74,9 +81,6 @@ SCRIPT_VERSION = "1.0"
 
 VGG16_SEED = 16
 RESNET50_SEED = 50
-
-# Keras caffe-mode preprocessing constants (BGR order).
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 # Target standard deviation of the calibrated logits (see calibrate_head):
 # with 1000 classes it gives top-1 probabilities of roughly 0.03-0.9.
@@ -126,8 +130,9 @@ def md5_file(path):
 
 
 # ---------------------------------------------------------------------------
-# Images: Keras load_img(target_size=(224,224)) + img_to_array + caffe
-# preprocess_input, in NumPy float32 exactly like keras-applications.
+# Images: the real Keras load_img(target_size=(224,224)) + img_to_array + caffe
+# preprocess_input (keras-preprocessing 1.1.0, keras-applications 1.0.8), through
+# kernelext/testdata/keras_libs.py.
 
 
 def find_image_dir(arg):
@@ -138,15 +143,8 @@ def find_image_dir(arg):
 
 
 def keras_preprocess(path):
-    img = Image.open(path)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    if img.size != (224, 224):  # PIL size is (width, height)
-        img = img.resize((224, 224), Image.NEAREST)
-    x = np.asarray(img, dtype=np.float32)
-    # RGB->BGR, then float32 subtraction of float32(mean), as in
-    # imagenet_utils._preprocess_numpy_input(mode='caffe').
-    return x[..., ::-1] - np.array(CAFFE_MEAN_BGR, dtype=np.float32)
+    x = keras_libs.img_to_array(keras_libs.load_img(path, target_size=(224, 224)))
+    return keras_libs.preprocess_input(x)
 
 
 # ---------------------------------------------------------------------------
@@ -713,8 +711,9 @@ def generate(out_dir, image_dir, layer_image):
                      "numpy": np.__version__, "h5py": h5py.__version__, "pillow": PIL.__version__},
         "image_dir": image_dir,
         "images": [{"name": os.path.basename(f), "md5": md5_file(f)} for f in files],
-        "preprocessing": "PIL open, convert('RGB') if needed, resize((224,224), NEAREST) if needed, "
-                         "float32, [..., ::-1] - float32([103.939, 116.779, 123.68]); shape (N,224,224,3) BGR",
+        "preprocessing": "keras_preprocessing.image load_img(target_size=(224, 224)), img_to_array, "
+                         "keras_applications.imagenet_utils.preprocess_input(mode='caffe'); "
+                         "shape (N,224,224,3) BGR",
         "seeds": {"vgg16": VGG16_SEED, "resnet50": RESNET50_SEED,
                   "rng": "torch.Generator().manual_seed(seed), torch.randn/rand in float64, rounded to float32"},
         "layer_dump_image_index": layer_image,

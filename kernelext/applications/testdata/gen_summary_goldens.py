@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Writes the golden model.summary() texts in this directory (summary_*.txt).
 
-Keras itself cannot be installed here, so this script re-creates, independently of the Go
-code, the three pieces of Keras 2.3 that decide the text:
+The model definitions are the real ones: keras-applications 1.0.8's VGG16 and ResNet50
+(Debian's python3-keras-applications), called with weights=None and the stand-in backend,
+layers and models modules below — keras-applications takes those as keyword arguments.
 
-* the model definitions of keras-applications 1.0.8 (vgg16.py, resnet50.py), written below
-  the way those files write them: layers called on tensors, automatic names from the
-  per-class counters of keras/engine/base_layer.py;
+What stays re-implemented here, independently of the Go code, is Keras core 2.3 (keras/engine,
+keras/utils), which Debian 12 does not package and which needs TensorFlow:
+
+* layers that compute output shapes and weight counts, named automatically from the
+  per-class counters of keras/engine/base_layer.py (constructor options that change neither,
+  such as activation, kernel_initializer or the BatchNormalization axis, are accepted and
+  not used);
 * Network's layer order (keras/engine/network.py, _map_graph_network): depth-first
   traversal from the outputs assigns each layer a traversal index, every node gets a depth
   (longest path to the output), and model.layers lists layers by decreasing depth, ties by
@@ -14,11 +19,15 @@ code, the three pieces of Keras 2.3 that decide the text:
 * print_summary (keras/utils/layer_utils.py): the sequential_like test, positions, rows,
   truncation and the totals.
 
-Run: /usr/bin/python3 gen_summary_goldens.py   (no third-party modules needed)
+Run: /usr/bin/python3 gen_summary_goldens.py   (needs python3-keras-applications)
 """
 
 import os
 import re
+import types
+
+from keras_applications import resnet50 as keras_resnet50
+from keras_applications import vgg16 as keras_vgg16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,7 +58,7 @@ class Tensor:
 class Layer:
     cls_name = None
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, **unused_options):
         self.name = name or SESSION.unique(self.cls_name)
         self.inbound = []  # layers feeding this one (single call per layer here)
         self.trainable = True
@@ -66,6 +75,11 @@ class Layer:
 
     def count_params(self):
         return sum(n for n, _ in self.weights())
+
+
+def pair(v):
+    """conv_utils.normalize_tuple: an int n stands for (n, n)."""
+    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def conv_len(n, k, stride, padding):
@@ -89,9 +103,9 @@ class InputLayer(Layer):
 class Conv2D(Layer):
     cls_name = 'Conv2D'
 
-    def __init__(self, filters, kernel, strides=(1, 1), padding='valid', name=None):
+    def __init__(self, filters, kernel, strides=(1, 1), padding='valid', name=None, **unused_options):
         super().__init__(name)
-        self.filters, self.kernel, self.strides, self.padding = filters, kernel, strides, padding
+        self.filters, self.kernel, self.strides, self.padding = filters, pair(kernel), pair(strides), padding
 
     def compute_shape(self, shapes):
         b, h, w, c = shapes[0]
@@ -108,7 +122,7 @@ class MaxPooling2D(Layer):
 
     def __init__(self, pool, strides=None, name=None):
         super().__init__(name)
-        self.pool, self.strides = pool, strides or pool
+        self.pool, self.strides = pair(pool), pair(strides or pool)
 
     def compute_shape(self, shapes):
         b, h, w, c = shapes[0]
@@ -171,7 +185,7 @@ class Flatten(Layer):
 class Dense(Layer):
     cls_name = 'Dense'
 
-    def __init__(self, units, activation=None, name=None):
+    def __init__(self, units, activation=None, name=None, **unused_options):
         super().__init__(name)
         self.units = units
 
@@ -291,120 +305,34 @@ def print_summary(model, print_fn):
     print_fn('_' * line_length)
 
 
-# -------------------------------------------------- keras-applications 1.0.8 definitions
+# ------------------------------------ keras-applications 1.0.8, run on the layers above
 
 
-def VGG16(include_top=True, pooling=None, input_shape=None):
-    if input_shape is None:
-        input_shape = (224, 224, 3) if include_top else (None, None, 3)
-    img_input = InputLayer(input_shape).out
-    x = Conv2D(64, (3, 3), padding='same', name='block1_conv1')(img_input)
-    x = Conv2D(64, (3, 3), padding='same', name='block1_conv2')(x)
-    x = MaxPooling2D((2, 2), strides=(2, 2), name='block1_pool')(x)
-    x = Conv2D(128, (3, 3), padding='same', name='block2_conv1')(x)
-    x = Conv2D(128, (3, 3), padding='same', name='block2_conv2')(x)
-    x = MaxPooling2D((2, 2), strides=(2, 2), name='block2_pool')(x)
-    x = Conv2D(256, (3, 3), padding='same', name='block3_conv1')(x)
-    x = Conv2D(256, (3, 3), padding='same', name='block3_conv2')(x)
-    x = Conv2D(256, (3, 3), padding='same', name='block3_conv3')(x)
-    x = MaxPooling2D((2, 2), strides=(2, 2), name='block3_pool')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block4_conv1')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block4_conv2')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block4_conv3')(x)
-    x = MaxPooling2D((2, 2), strides=(2, 2), name='block4_pool')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block5_conv1')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block5_conv2')(x)
-    x = Conv2D(512, (3, 3), padding='same', name='block5_conv3')(x)
-    x = MaxPooling2D((2, 2), strides=(2, 2), name='block5_pool')(x)
-    if include_top:
-        x = Flatten(name='flatten')(x)
-        x = Dense(4096, activation='relu', name='fc1')(x)
-        x = Dense(4096, activation='relu', name='fc2')(x)
-        x = Dense(1000, activation='softmax', name='predictions')(x)
-    else:
-        if pooling == 'avg':
-            x = GlobalAveragePooling2D()(x)
-        elif pooling == 'max':
-            x = GlobalMaxPooling2D()(x)
-    return Model(img_input, x, name='vgg16')
+def Input(shape):
+    return InputLayer(shape).out
 
 
-def identity_block(input_tensor, kernel_size, filters, stage, block):
-    filters1, filters2, filters3 = filters
-    conv_name_base = 'res' + str(stage) + block + '_branch'
-    bn_name_base = 'bn' + str(stage) + block + '_branch'
-    x = Conv2D(filters1, (1, 1), name=conv_name_base + '2a')(input_tensor)
-    x = BatchNormalization(name=bn_name_base + '2a')(x)
-    x = Activation('relu')(x)
-    x = Conv2D(filters2, (kernel_size, kernel_size), padding='same', name=conv_name_base + '2b')(x)
-    x = BatchNormalization(name=bn_name_base + '2b')(x)
-    x = Activation('relu')(x)
-    x = Conv2D(filters3, (1, 1), name=conv_name_base + '2c')(x)
-    x = BatchNormalization(name=bn_name_base + '2c')(x)
-    x = Add()([x, input_tensor])
-    x = Activation('relu')(x)
-    return x
+def add(inputs, **options):
+    return Add(**options)(inputs)
 
 
-def conv_block(input_tensor, kernel_size, filters, stage, block, strides=(2, 2)):
-    filters1, filters2, filters3 = filters
-    conv_name_base = 'res' + str(stage) + block + '_branch'
-    bn_name_base = 'bn' + str(stage) + block + '_branch'
-    x = Conv2D(filters1, (1, 1), strides=strides, name=conv_name_base + '2a')(input_tensor)
-    x = BatchNormalization(name=bn_name_base + '2a')(x)
-    x = Activation('relu')(x)
-    x = Conv2D(filters2, (kernel_size, kernel_size), padding='same', name=conv_name_base + '2b')(x)
-    x = BatchNormalization(name=bn_name_base + '2b')(x)
-    x = Activation('relu')(x)
-    x = Conv2D(filters3, (1, 1), name=conv_name_base + '2c')(x)
-    x = BatchNormalization(name=bn_name_base + '2c')(x)
-    shortcut = Conv2D(filters3, (1, 1), strides=strides, name=conv_name_base + '1')(input_tensor)
-    shortcut = BatchNormalization(name=bn_name_base + '1')(shortcut)
-    x = Add()([x, shortcut])
-    x = Activation('relu')(x)
-    return x
+SUBMODULES = dict(
+    backend=types.SimpleNamespace(image_data_format=lambda: 'channels_last'),
+    layers=types.SimpleNamespace(
+        Input=Input, Conv2D=Conv2D, MaxPooling2D=MaxPooling2D, ZeroPadding2D=ZeroPadding2D,
+        BatchNormalization=BatchNormalization, Activation=Activation, add=add, Flatten=Flatten,
+        Dense=Dense, GlobalAveragePooling2D=GlobalAveragePooling2D,
+        GlobalMaxPooling2D=GlobalMaxPooling2D),
+    models=types.SimpleNamespace(Model=lambda inputs, outputs, name: Model(inputs, outputs, name)),
+    utils=None)
 
 
-def ResNet50(include_top=True, pooling=None, input_shape=None):
-    if input_shape is None:
-        input_shape = (224, 224, 3) if include_top else (None, None, 3)
-    img_input = InputLayer(input_shape).out
-    x = ZeroPadding2D(padding=(3, 3), name='conv1_pad')(img_input)
-    x = Conv2D(64, (7, 7), strides=(2, 2), padding='valid', name='conv1')(x)
-    x = BatchNormalization(name='bn_conv1')(x)
-    x = Activation('relu')(x)
-    x = ZeroPadding2D(padding=(1, 1), name='pool1_pad')(x)
-    x = MaxPooling2D((3, 3), strides=(2, 2))(x)
+def VGG16(**kwargs):
+    return keras_vgg16.VGG16(weights=None, **kwargs, **SUBMODULES)
 
-    x = conv_block(x, 3, [64, 64, 256], stage=2, block='a', strides=(1, 1))
-    x = identity_block(x, 3, [64, 64, 256], stage=2, block='b')
-    x = identity_block(x, 3, [64, 64, 256], stage=2, block='c')
 
-    x = conv_block(x, 3, [128, 128, 512], stage=3, block='a')
-    x = identity_block(x, 3, [128, 128, 512], stage=3, block='b')
-    x = identity_block(x, 3, [128, 128, 512], stage=3, block='c')
-    x = identity_block(x, 3, [128, 128, 512], stage=3, block='d')
-
-    x = conv_block(x, 3, [256, 256, 1024], stage=4, block='a')
-    x = identity_block(x, 3, [256, 256, 1024], stage=4, block='b')
-    x = identity_block(x, 3, [256, 256, 1024], stage=4, block='c')
-    x = identity_block(x, 3, [256, 256, 1024], stage=4, block='d')
-    x = identity_block(x, 3, [256, 256, 1024], stage=4, block='e')
-    x = identity_block(x, 3, [256, 256, 1024], stage=4, block='f')
-
-    x = conv_block(x, 3, [512, 512, 2048], stage=5, block='a')
-    x = identity_block(x, 3, [512, 512, 2048], stage=5, block='b')
-    x = identity_block(x, 3, [512, 512, 2048], stage=5, block='c')
-
-    if include_top:
-        x = GlobalAveragePooling2D(name='avg_pool')(x)
-        x = Dense(1000, activation='softmax', name='fc1000')(x)
-    else:
-        if pooling == 'avg':
-            x = GlobalAveragePooling2D()(x)
-        elif pooling == 'max':
-            x = GlobalMaxPooling2D()(x)
-    return Model(img_input, x, name='resnet50')
+def ResNet50(**kwargs):
+    return keras_resnet50.ResNet50(weights=None, **kwargs, **SUBMODULES)
 
 
 # ------------------------------------------------------------------------------- goldens

@@ -6,6 +6,10 @@ keras/utils/generic_utils.py Progbar, keras/callbacks/callbacks.py BaseLogger an
     /usr/bin/python3 keras_oracle.py > golden.json
 
 writes golden.json, which the Go tests read. Everything is float32, as TensorFlow computes it.
+
+Why a re-implementation: these are Keras core 2.3 and TensorFlow, which Debian 12 does not
+package (only keras-preprocessing and keras-applications are there, and the image oracles use
+those directly). The replicas follow the sources line by line and do their arithmetic in NumPy.
 """
 import io
 import json
