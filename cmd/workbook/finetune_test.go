@@ -104,7 +104,7 @@ func TestFinetuneBadInput(t *testing.T) {
 		{"different validation classes", makeData(t, with(map[string]int{"test_set/flowers": 2}, "test_set/flower")), nil, 1,
 			[]string{"classes differ", `only in the first: ["flower"]`, `only in the second: ["flowers"]`}},
 		{"batch larger than the data", makeData(t, good), []string{"--batch", "5"}, 1,
-			[]string{"--batch 5 is larger than the 4 images in", "test_set"}},
+			[]string{"batch size 5 is larger than the 4 images in", "test_set"}},
 		{"unreadable image", broken, nil, 1,
 			[]string{"1 unreadable image(s)", "zz_truncated.jpg"}},
 		{"no test_set", noTest, nil, 1, []string{"has no test_set folder"}},
@@ -141,9 +141,9 @@ func TestScheduleDraws(t *testing.T) {
 		{80, 32, 2, 64, 64},
 		{80, 32, 4, 80 + 32, 80},
 	} {
-		d, u := scheduleDraws(c.n, c.batch, c.batches)
+		d, u := datasets.ScheduleDraws(c.n, c.batch, c.batches)
 		if d != c.draws || u != c.distinct {
-			t.Errorf("scheduleDraws(%d, %d, %d) = %d, %d; want %d, %d", c.n, c.batch, c.batches, d, u, c.draws, c.distinct)
+			t.Errorf("ScheduleDraws(%d, %d, %d) = %d, %d; want %d, %d", c.n, c.batch, c.batches, d, u, c.draws, c.distinct)
 		}
 	}
 }
@@ -205,7 +205,7 @@ func bookWayPaths(t *testing.T) []bookWayPath {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if baseOnInference(b, "vgg16") {
+	if training.FrozenBaseOnEngine(b, "vgg16") {
 		paths = append(paths, bookWayPath{"base on the inference code", true})
 	} else {
 		t.Logf("the base runs in GoMLX here (backend %s, gemm kernel %s): only the whole-model path is tested", backend.Describe(b), gemm.KernelName())
@@ -214,8 +214,8 @@ func bookWayPaths(t *testing.T) []bookWayPath {
 }
 
 func (p bookWayPath) use(t *testing.T) {
-	bookWayOnFullModel = !p.split
-	t.Cleanup(func() { bookWayOnFullModel = false })
+	finetuneTestHook = func(f *training.FineTuning) { f.BaseInGoMLX = !p.split }
+	t.Cleanup(func() { finetuneTestHook = nil })
 }
 
 // stage1File is the file stage 1 checkpoints to: the whole model, or the head alone.
@@ -267,12 +267,12 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft, err := buildFinetuneModel(b, "vgg16", "none", 32, 42)
+	ft, err := training.NewFineTuneModel(b, "vgg16", "none", 32, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
 	initial := filepath.Join(t.TempDir(), "initial.ckpt")
-	m, err := training.NewModel(b, ft.app.Context(), "initial", ft.app.Apply)
+	m, err := training.NewModel(b, ft.App.Context(), "initial", ft.App.Apply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 	for name, w0 := range v0 {
 		w1, w2 := v1[name], v2[name]
 		layer := strings.Split(strings.TrimPrefix(name, "/"), "/")[0]
-		base := layer != ft.head
+		base := layer != ft.Head
 		switch {
 		case w2 == nil:
 			t.Errorf("%s missing from the stage 2 checkpoint", name)
@@ -318,7 +318,7 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 			if !bytes.Equal(w0, w1) || !bytes.Equal(w1, w2) {
 				t.Errorf("%s changed (frozen in both stages)", name)
 			}
-		case layer == ft.head:
+		case layer == ft.Head:
 			checked["head"]++
 			if bytes.Equal(w0, w1) || bytes.Equal(w1, w2) {
 				t.Errorf("%s did not change in both stages", name)
@@ -344,14 +344,16 @@ func TestFinetuneResume(t *testing.T) {
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	crash := errors.New("simulated crash")
-	finetuneEpochHook = func(stage string, epoch int) error {
-		if stage == "stage1" && epoch == 1 {
-			return crash
+	finetuneTestHook = func(f *training.FineTuning) {
+		f.OnEpochEnd = func(stage string, epoch int) error {
+			if stage == "stage1" && epoch == 1 {
+				return crash
+			}
+			return nil
 		}
-		return nil
 	}
 	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--out", "")...)
-	finetuneEpochHook = nil
+	finetuneTestHook = nil
 	if code != 1 || !strings.Contains(errOut, "simulated crash") {
 		t.Fatalf("interrupted run: status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -376,9 +378,9 @@ func TestFinetuneResume(t *testing.T) {
 	// Nor where the other path would train stage 1 (another backend): its checkpoint is of
 	// another kind.
 	if path.split {
-		bookWayOnFullModel = true
+		finetuneTestHook = func(f *training.FineTuning) { f.BaseInGoMLX = true }
 		code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--resume", "--out", "")...)
-		bookWayOnFullModel = false
+		finetuneTestHook = nil
 		if code != 1 || !strings.Contains(errOut, "holds stage1-head.ckpt (the head alone, trained apart from the frozen base), but this run checkpoints stage1.ckpt") {
 			t.Errorf("resume on the whole-model path: status %d, stderr %q", code, errOut)
 		}
@@ -447,7 +449,7 @@ func TestFinetuneUnfreezeChecked(t *testing.T) {
 	needGoBackend(t)
 	data := makeData(t, map[string]int{"training_set/car": 2, "training_set/flower": 2, "test_set/car": 2, "test_set/flower": 2})
 	code, out, errOut := runCLI(t, tinyRun(data, "--batch", "2", "--stage2-epochs", "1", "--unfreeze", "block9_", "--out", "")...)
-	if code != 2 || !strings.Contains(errOut, `--unfreeze "block9_" selects no layer of sequential_1's base (its layers run from input_1 to block5_pool)`) ||
+	if code != 1 || !strings.Contains(errOut, `--unfreeze "block9_" selects no layer of sequential_1's base (its layers run from input_1 to block5_pool)`) ||
 		strings.Contains(out, "Epoch 1/") {
 		t.Errorf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -520,11 +522,11 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft, err := buildFinetuneModel(b, "vgg16", w, 64, 42)
+	ft, err := training.NewFineTuneModel(b, "vgg16", w, 64, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
-	head0, err := ft.app.Context().InspectVariable("/"+ft.head, "kernel").Value()
+	head0, err := ft.App.Context().InspectVariable("/"+ft.Head, "kernel").Value()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +570,7 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 	}
 	// Not a vacuous agreement: the head moved away from where both runs started.
 	moved := 0.0
-	for i, v := range float32s(whole.vars["/"+ft.head+"/kernel"]) {
+	for i, v := range float32s(whole.vars["/"+ft.Head+"/kernel"]) {
 		moved = max(moved, math.Abs(float64(v-initial[i])))
 	}
 	if moved < 1e-3 {
