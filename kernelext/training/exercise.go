@@ -33,6 +33,7 @@ const (
 	EnvValSteps = "WORKBOOK_VAL_STEPS"
 	EnvBatch    = "WORKBOOK_BATCH"
 	EnvQuick    = "WORKBOOK_QUICK"
+	EnvStage2   = "WORKBOOK_STAGE2_EPOCHS"
 )
 
 func (s Schedule) String() string {
@@ -70,15 +71,43 @@ func ScheduleFromEnv() (Schedule, error) {
 		name string
 		v    *int
 	}{{EnvEpochs, &s.Epochs}, {EnvSteps, &s.Steps}, {EnvValSteps, &s.ValSteps}, {EnvBatch, &s.Batch}} {
-		if v := os.Getenv(k.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return s, fmt.Errorf("training: %s=%q: want a positive whole number", k.name, v)
-			}
-			*k.v = n
+		var err error
+		if *k.v, err = envInt(k.name, *k.v); err != nil {
+			return s, err
 		}
 	}
 	return s, nil
+}
+
+// Stage2EpochsFromEnv is the number of stage-2 epochs a notebook runs: WORKBOOK_STAGE2_EPOCHS,
+// else 1 under WORKBOOK_QUICK=1, else 5.
+func Stage2EpochsFromEnv() (int, error) {
+	if os.Getenv(EnvQuick) == "1" {
+		return envInt(EnvStage2, 1)
+	}
+	return envInt(EnvStage2, 5)
+}
+
+// MustStage2EpochsFromEnv is Stage2EpochsFromEnv for notebook cells: it panics on error.
+func MustStage2EpochsFromEnv() int {
+	n, err := Stage2EpochsFromEnv()
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// envInt is the positive whole number in the environment variable name, or def when unset.
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return def, fmt.Errorf("training: %s=%q: want a positive whole number", name, v)
+	}
+	return n, nil
 }
 
 // MustScheduleFromEnv is ScheduleFromEnv for notebook cells: it panics on error.

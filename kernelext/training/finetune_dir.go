@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -159,26 +160,54 @@ func (f FineTuning) InCache() (FineTuning, error) {
 	return f, nil
 }
 
+// stage1Checkpoint is the run folder's stage 1 checkpoint (of the head alone, or of the whole
+// model), "" when there is none yet.
+func (f FineTuning) stage1Checkpoint() string {
+	for _, name := range []string{stage1Head, stage1Whole} {
+		if _, err := os.Stat(filepath.Join(f.Dir, name)); err == nil {
+			return filepath.Join(f.Dir, name)
+		}
+	}
+	return ""
+}
+
 // lastCheckpoint is the run folder's checkpoint of the last stage this run trains.
 func (f FineTuning) lastCheckpoint() string {
 	if f.Stage2Epochs > 0 {
 		return filepath.Join(f.Dir, stage2File)
 	}
-	if _, err := os.Stat(filepath.Join(f.Dir, stage1Head)); err == nil {
-		return filepath.Join(f.Dir, stage1Head)
-	}
-	return filepath.Join(f.Dir, stage1Whole)
+	return f.stage1Checkpoint()
 }
 
-// History trains once in the cache (InCache) and returns the run's History; once the run is
-// finished it is read from the last checkpoint's header, in milliseconds.
+// finished returns the History of a run completed in f.Dir, read from the checkpoints' headers
+// (milliseconds, even for VGG16's 540 MB), or nil.
+func (f FineTuning) finished() *History {
+	h1, err := ReadCheckpointInfo(f.stage1Checkpoint())
+	if err != nil || h1.EpochsDone < f.Schedule.Epochs {
+		return nil
+	}
+	if f.Stage2Epochs == 0 {
+		return h1.History
+	}
+	h2, err := ReadCheckpointInfo(filepath.Join(f.Dir, stage2File))
+	if err != nil || h2.EpochsDone < f.Schedule.Epochs+f.Stage2Epochs {
+		return nil
+	}
+	h := &History{}
+	h.extend(h1.History)
+	h.extend(h2.History)
+	return h
+}
+
+// History trains once in the cache (InCache) and returns the run's History (both stages',
+// epochs numbered on); once the run is finished it is read back in milliseconds.
 func (f FineTuning) History() (*History, error) {
 	f, err := f.InCache()
 	if err != nil {
 		return nil, err
 	}
-	if info, err := ReadCheckpointInfo(f.lastCheckpoint()); err == nil && info.EpochsDone >= f.Schedule.Epochs+f.Stage2Epochs {
-		return info.History, nil
+	if h := f.finished(); h != nil {
+		return h, nil
 	}
 	fmt.Fprintln(f.Out, "Training; the run is saved after every epoch in", f.Dir)
 	t, err := f.Run()
@@ -197,8 +226,61 @@ func (f FineTuning) MustHistory() *History {
 	return h
 }
 
+// Model is the trained model of the run in the cache (History trains it if it has not been):
+// the whole network with its trained head, compiled with the run's last optimizer, as
+// model.save would keep it.
+func (f FineTuning) Model() (*Model, error) {
+	if _, err := f.History(); err != nil {
+		return nil, err
+	}
+	f, err := f.InCache()
+	if err != nil {
+		return nil, err
+	}
+	f.Out = io.Discard
+	t, err := f.Run() // resumes the finished run: no step is taken again
+	if err != nil {
+		return nil, err
+	}
+	return t.Model, nil
+}
+
+// MustModel is Model for notebook cells: it panics on error.
+func (f FineTuning) MustModel() *Model {
+	m, err := f.Model()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// Untrained is the run's model before training: the pretrained base and the head's initial
+// weights (to compare with Model's).
+func (f FineTuning) Untrained() (*Model, error) {
+	f = f.withDefaults()
+	b, err := backend.New()
+	if err != nil {
+		return nil, err
+	}
+	ft, err := NewFineTuneModel(b, f.Network, f.Weights, f.Size, f.Seed)
+	if err != nil {
+		return nil, err
+	}
+	return NewModel(b, ft.App.Context(), ft.App.Name(), ft.App.Apply)
+}
+
+// MustUntrained is Untrained for notebook cells: it panics on error.
+func (f FineTuning) MustUntrained() *Model {
+	m, err := f.Untrained()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 // Predict is the trained model's predict(x) for the run in the cache (History trains it if it
-// has not been), itself cached by the checkpoint's content and x.
+// has not been), itself cached by the checkpoint's content and x: later cells get it in
+// milliseconds.
 func (f FineTuning) Predict(x *kernelext.Array) (*kernelext.Array, error) {
 	if _, err := f.History(); err != nil {
 		return nil, err
@@ -213,12 +295,11 @@ func (f FineTuning) Predict(x *kernelext.Array) (*kernelext.Array, error) {
 	}
 	key := "finetune/predict/v1/" + sum + "/" + kernelext.TupleString(x.Shape) + "/" + nbcache.HashFloat32s(x.Data)
 	data, err := nbcache.Cached(key, func() ([]float32, error) {
-		f.Out = discard{}
-		t, err := f.Run()
+		m, err := f.Model()
 		if err != nil {
 			return nil, err
 		}
-		y, err := t.Model.Predict(x)
+		y, err := m.Predict(x)
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +319,3 @@ func (f FineTuning) MustPredict(x *kernelext.Array) *kernelext.Array {
 	}
 	return y
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
