@@ -18,6 +18,7 @@ import (
 	"github.com/transfer-learning-go/workbook/internal/gemm"
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
+	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
 )
@@ -409,7 +410,7 @@ func TestFinetuneResume(t *testing.T) {
 func TestFinetuneCachedFeatures(t *testing.T) {
 	needGoBackend(t)
 	t.Setenv("WORKBOOK_CACHE", "")
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the feature cache's default folder
+	t.Setenv(nbcache.EnvDir, t.TempDir()) // the feature cache lives in the workbook cache folder
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	model := filepath.Join(dir, "model.ckpt")

@@ -125,17 +125,17 @@ func checkStage1Kind(dir, want string) error {
 		dir, other, kind[other], want, kind[want], backend.EnvBackend)
 }
 
-// InCache returns f with its run folder in the workbook's cache (nbcache.Dir()/finetune/, or
-// the system's temporary folder when WORKBOOK_CACHE=off), named by every setting the run
+// InCache returns f with its run folder in the workbook's cache (nbcache.Subdir("finetune"),
+// listed and cleared by `workbook cache`; the system's temporary folder when WORKBOOK_CACHE=off), named by every setting the run
 // depends on, and Resume on: what a notebook needs, where every cell is a new program — the
 // run trains once, an interrupted one continues after its last completed epoch, and later cells
 // read it back. Delete the folder (RunDir) to train again.
 func (f FineTuning) InCache() (FineTuning, error) {
 	f = f.withDefaults()
-	root := os.TempDir()
+	root := filepath.Join(os.TempDir(), "workbook-finetune")
 	if nbcache.Enabled() {
 		var err error
-		if root, err = nbcache.Dir(); err != nil {
+		if root, err = nbcache.Subdir("finetune"); err != nil {
 			return f, err
 		}
 	}
@@ -156,7 +156,7 @@ func (f FineTuning) InCache() (FineTuning, error) {
 		data = os.Getenv(datasets.DataEnv)
 	}
 	key, _ := json.Marshal(f.config(info.Digest, data, ""))
-	f.Dir, f.Resume = filepath.Join(root, "finetune", "run-"+nbcache.HashBytes(key)[:16]), true
+	f.Dir, f.Resume = filepath.Join(root, "run-"+nbcache.HashBytes(key)[:16]), true
 	return f, nil
 }
 
