@@ -337,20 +337,7 @@ func (b *Builder) batchNorm(l *Layer, x *Node, training bool) *Node {
 	return y
 }
 
-func activation(x *Node, name string) *Node {
-	switch name {
-	case "relu":
-		return Max(x, ZerosLike(x))
-	case "softmax":
-		return Softmax(x, -1)
-	case "sigmoid":
-		return Sigmoid(x)
-	case "", "linear":
-		return x
-	}
-	panicf("applications: unknown activation %q", name)
-	return nil
-}
+func activation(x *Node, name string) *Node { return layers.Activation(x, name) }
 
 // ensureVariables creates the missing variables of arch in ctx with Keras' initial values,
 // checks the shapes of existing ones, and marks each variable trainable as its layer and
