@@ -386,9 +386,45 @@ func (r *ftRun) stage2(head *Model, hist *History, afterCache bool) (*History, e
 	}
 	s2 := r.fitOptions("stage2", r.f.Schedule.Epochs+r.f.Stage2Epochs, stage2File)
 	s2.InitialEpoch = r.f.Schedule.Epochs
-	h2, err := r.full.Fit(r.train, s2)
+	model, train, err := r.stage2Top(opt2, &s2)
+	if err != nil {
+		return hist, err
+	}
+	h2, err := model.Fit(train, s2)
 	hist.extend(h2)
 	return hist, err
+}
+
+// stage2Top is what stage 2 trains: where the frozen bottom (the layers below the first
+// unfrozen one) can run on the engine, a model of the layers above it, on the full model's
+// variables (same context, same name: its checkpoints are the full model's), fed the engine's
+// features of the same freshly augmented batches; else the full model on images.
+func (r *ftRun) stage2Top(opt Optimizer, s2 *FitOptions) (*Model, Generator, error) {
+	names := r.ft.Base().LayerNames()
+	first := len(names)
+	for i, l := range r.ft.App.Layers() {
+		if l.Trainable && i < first && i > 0 && slices.Contains(names, l.Name) {
+			first = i
+		}
+	}
+	if r.f.BaseInGoMLX || first >= len(names) || !FrozenBaseOnEngine(r.b, r.f.Network) {
+		return r.full, r.train, nil
+	}
+	cut := r.ft.App.Layers()[first-1].Name
+	extract, _, err := frozenBase(r.b, r.f.Network, r.ft.App, cut, false, io.Discard) // stage 1 said where the base runs
+	if err != nil {
+		return nil, nil, err
+	}
+	top, err := NewModel(r.b, r.ft.App.Context(), r.ft.App.Name(), ApplicationTop(r.ft.App, cut))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := top.Compile(opt, BinaryCrossentropy, Accuracy); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(r.f.Out, "Stage 2: the frozen layers up to %s on the engine, the layers above in GoMLX.\n", cut)
+	s2.ValidationData = NewExtractGenerator(r.val, extract)
+	return top, NewExtractGenerator(r.train, extract), nil
 }
 
 // copyVariables copies the variables under scope (e.g. "/dense_1") from one context to another
