@@ -280,36 +280,7 @@ func benchOursCached(b *testing.B) {
 // benchPyTorch runs testdata/torch_finetune_bench.py (Debian's python3-torch, CPU, as many
 // threads as this process may use) on the same sample with the same scaled schedule.
 func benchPyTorch(b *testing.B) {
-	steps := benchSteps(b)
-	if _, err := exec.Command(reference.Python, "-c", "import torch, torchvision").CombinedOutput(); err != nil {
-		b.Skipf("%s cannot import torch and torchvision: %v", reference.Python, err)
-	}
-	cmd := exec.Command(reference.Python, filepath.Join("testdata", "torch_finetune_bench.py"),
-		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
-		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
-	cmd.Stderr = os.Stderr
-	b.ResetTimer()
-	out, err := cmd.Output()
-	b.StopTimer()
-	if err != nil {
-		b.Fatalf("torch_finetune_bench.py: %v", err)
-	}
-	var r struct {
-		Torch     string    `json:"torch"`
-		Threads   int       `json:"threads"`
-		StepTimes []float64 `json:"step_times_s"`
-		Step      float64   `json:"train_step_s"`
-		Val       float64   `json:"val_step_s"`
-		Base      float64   `json:"base_per_image_s"`
-		ValAcc    float64   `json:"val_accuracy"`
-		StepCPU   float64   `json:"train_step_cpu_s"`
-		ValCPU    float64   `json:"val_step_cpu_s"`
-		BaseCPU   float64   `json:"base_per_image_cpu_s"`
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
-		b.Fatalf("torch_finetune_bench.py printed %q", out)
-	}
+	r := runTorchBench(b)
 	full64 := float64(fullTrainSteps)*r.Step + float64(fullValSteps)*r.Val
 	fullCPU := float64(fullTrainSteps)*r.StepCPU + float64(fullValSteps)*r.ValCPU
 	b.Logf("PyTorch %s (%d threads), book's way: steps %v s (CPU %.1f s each); validation step %.1f s (CPU %.1f s); full task ≈ %.1f h, CPU time %.1f h; cached-features equivalent ≈ %.1f h (CPU %.1f h)",
@@ -324,6 +295,47 @@ func benchPyTorch(b *testing.B) {
 	b.ReportMetric(r.BaseCPU, "cpu_s/base_image")
 	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
 	b.ReportMetric(r.ValAcc, "val_acc")
+}
+
+// torchResult is the JSON line testdata/torch_finetune_bench.py prints.
+type torchResult struct {
+	Torch     string    `json:"torch"`
+	Threads   int       `json:"threads"`
+	StepTimes []float64 `json:"step_times_s"`
+	Step      float64   `json:"train_step_s"`
+	Val       float64   `json:"val_step_s"`
+	Base      float64   `json:"base_per_image_s"`
+	ValAcc    float64   `json:"val_accuracy"`
+	StepCPU   float64   `json:"train_step_cpu_s"`
+	ValCPU    float64   `json:"val_step_cpu_s"`
+	BaseCPU   float64   `json:"base_per_image_cpu_s"`
+	PeakRSS   float64   `json:"peak_rss_mb"`
+}
+
+// runTorchBench runs testdata/torch_finetune_bench.py (Debian's python3-torch, CPU, as many
+// threads as this process may use) on the shipped sample with the scaled schedule.
+func runTorchBench(b *testing.B, extra ...string) torchResult {
+	b.Helper()
+	steps := benchSteps(b)
+	if _, err := exec.Command(reference.Python, "-c", "import torch, torchvision").CombinedOutput(); err != nil {
+		b.Skipf("%s cannot import torch and torchvision: %v", reference.Python, err)
+	}
+	cmd := exec.Command(reference.Python, append([]string{filepath.Join("testdata", "torch_finetune_bench.py"),
+		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
+		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0))}, extra...)...)
+	cmd.Stderr = os.Stderr
+	b.ResetTimer()
+	out, err := cmd.Output()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("torch_finetune_bench.py: %v", err)
+	}
+	var r torchResult
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
+		b.Fatalf("torch_finetune_bench.py printed %q", out)
+	}
+	return r
 }
 
 // cpuSeconds is the CPU time (user + system, all threads) this process has used: on a machine
@@ -351,4 +363,80 @@ func median(v []float64) float64 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// BenchmarkFinetuneStage2 measures a stage-2 training step (block 5 unfrozen, Adam(1e-5), batch
+// 32 at 224×224) ours and PyTorch's, and each process's peak resident memory during it:
+//
+//	go test -run '^$' -bench FinetuneStage2 -benchtime 1x -timeout 60m ./cmd/workbook
+//
+// Ours is training.FineTuning with one stage-2 epoch, as notebook 07 and `workbook finetune
+// --stage2-epochs` run it (blocks 1–4 on the engine where it runs, the layers above in GoMLX);
+// its steps are timed from one stage-2 batch's end to the next's, its peak memory is the
+// process's VmHWM, reset when stage 2 starts.
+func BenchmarkFinetuneStage2(b *testing.B) {
+	b.Run("pytorch", func(b *testing.B) {
+		r := runTorchBench(b, "--stage2")
+		b.Logf("PyTorch %s, stage 2: steps %v s, median %.1f s (CPU %.1f s); peak RSS %.0f MB", r.Torch, r.StepTimes, r.Step, r.StepCPU, r.PeakRSS)
+		b.ReportMetric(r.Step, "s/step")
+		b.ReportMetric(r.StepCPU, "cpu_s/step")
+		b.ReportMetric(r.PeakRSS, "peak_MB")
+	})
+	freeMemory()
+	b.Run("ours", func(b *testing.B) {
+		steps := benchSteps(b)
+		needGoBackendB(b)
+		f := training.Exercise803(training.Schedule{Epochs: 1, Steps: steps, ValSteps: 1, Batch: training.BookSchedule.Batch})
+		f.Weights, f.Data, f.Out = filepath.Join(reference.Dir(b), weights.VGG16), datasets.MustSampleDir(), io.Discard
+		f.Stage2Epochs, f.Unfreeze, f.LR2 = 1, "block5_", 1e-5
+		var times []time.Duration
+		var cpus []float64
+		last, lastCPU := time.Now(), cpuSeconds()
+		f.Callbacks = []training.Callback{{
+			OnBatchEnd: func(epoch, batch int, _ map[string]float64) error {
+				d, c := time.Since(last), cpuSeconds()-lastCPU
+				if epoch == 1 && batch > 0 && batch%3 != 2 { // stage 2, full batches after the first
+					times, cpus = append(times, d), append(cpus, c)
+				}
+				last, lastCPU = time.Now(), cpuSeconds()
+				return nil
+			},
+			OnEpochEnd: func(epoch int, _ map[string]float64) error {
+				if epoch == 0 { // stage 2 starts: its peak memory from here
+					_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+				}
+				last, lastCPU = time.Now(), cpuSeconds()
+				return nil
+			}}}
+		b.ResetTimer()
+		if _, err := f.Run(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if len(times) == 0 {
+			b.Fatal("no full stage-2 batch after the first: raise WORKBOOK_BENCH_STEPS")
+		}
+		peak := peakRSSMB()
+		b.Logf("ours, stage 2: full batches after the first %v, CPU %.1f s; peak RSS %.0f MB", times, cpus, peak)
+		b.ReportMetric(median(durations(times)), "s/step")
+		b.ReportMetric(median(cpus), "cpu_s/step")
+		b.ReportMetric(peak, "peak_MB")
+	})
+}
+
+// peakRSSMB is this process's peak resident memory (VmHWM) in MB.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return math.NaN()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return math.NaN()
 }
