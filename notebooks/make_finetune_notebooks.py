@@ -388,7 +388,9 @@ def intro_ft():
         "`training.FineTuning` runs both stages: it freezes the base, compiles with Adam, fits; "
         "then unfreezes the selected layers, compiles with a fresh `Adam(1e-5)` and fits again, "
         "numbering the epochs on. Stage 1 is Exercise 8.03's run, its frozen VGG16 on the "
-        "workbook's engine; stage 2 changes block 5, so it trains the whole model in GoMLX.\n\n"
+        "workbook's engine; in stage 2 the engine computes the still-frozen blocks 1–4 and GoMLX "
+        "trains block 5 and the layers above it (the same values as the whole model in GoMLX, to "
+        "float32 rounding).\n\n"
         "**Cost.** Stage 2 also back-propagates through block 5 (a small part of VGG16's "
         "compute at 14×14 pixels), so its steps cost a little more than stage 1's. "
         + SCHEDULE_MD.format(rows=knob_rows(KNOBS_FT), **MEASURED).split("\n\n", 1)[1]
