@@ -58,3 +58,13 @@ func TupleString(dims []int) string {
 func (a *Array) Clone() *Array {
 	return &Array{Shape: append([]int(nil), a.Shape...), Data: append([]float32(nil), a.Data...)}
 }
+
+// Scale returns a copy of a with every value multiplied by f — e.g. Scale(1./255), the rescale
+// Keras' ImageDataGenerator(rescale=1./255) applies.
+func (a *Array) Scale(f float32) *Array {
+	b := a.Clone()
+	for i := range b.Data {
+		b.Data[i] *= f
+	}
+	return b
+}

@@ -39,8 +39,8 @@ func TestFinetuneNotebooksAreWhatTheGeneratorWrites(t *testing.T) {
 // cheaply, from the training checkpoint and the value cache).
 var finetuneVars = []*regexp.Regexp{
 	regexp.MustCompile(`(?m)^var history = `),
-	regexp.MustCompile(`(?m)^var result = predictWith\(`),
-	regexp.MustCompile(`(?m)^var prediction = bookPrediction\(result\)$`),
+	regexp.MustCompile(`(?m)^var result = .*\.MustPredict\(testImage\(\)\)$`),
+	regexp.MustCompile(`(?m)^var prediction = training\.BookDecision\(result\.Data\[0\]\)$`),
 }
 
 func TestFinetuneNotebookLayout(t *testing.T) {
@@ -75,25 +75,41 @@ func TestFinetuneNotebookLayout(t *testing.T) {
 					t.Errorf("%d declarations matching %s, want 1", got, re)
 				}
 			}
-			// The book's schedule is the default; WORKBOOK_QUICK only shortens it.
-			for _, w := range []string{`knob("WORKBOOK_EPOCHS", 10, 1)`, `knob("WORKBOOK_STEPS", 100, 2)`,
-				`knob("WORKBOOK_VAL_STEPS", 30, 1)`, `knob("WORKBOOK_BATCH", 32, 2)`} {
+			// The schedule knobs, training once and the cached prediction are one package call
+			// each (training.ScheduleFromEnv, FineTuning.History, FineTuning.Predict), and every
+			// book step is one short cell.
+			for _, w := range []string{"var schedule = training.MustScheduleFromEnv()\n", ".MustHistory()\n"} {
 				if !strings.Contains(all.String(), w) {
-					t.Errorf("no %s", w)
+					t.Errorf("no %q", w)
 				}
+			}
+			nonBlank := 0
+			for _, c := range code {
+				n := 0
+				for _, l := range strings.Split(c.Source, "\n") {
+					if strings.TrimSpace(l) != "" {
+						n++
+					}
+				}
+				if n > 15 {
+					t.Errorf("a code cell of %d non-blank lines (at most 15):\n%s", n, c.Source)
+				}
+				nonBlank += n
+			}
+			if nonBlank > 100 {
+				t.Errorf("%d non-blank lines of code in all; at most 100", nonBlank)
 			}
 		})
 	}
 }
 
 // TestFinetuneNotebooksExecute runs both notebooks headless with WORKBOOK_QUICK=1 on the pure-Go
-// backend with the stand-in VGG16, sharing one checkpoint folder and one value cache as a
-// session would: notebook 07's stage 1 is the run notebook 04 saved.
+// backend with the stand-in VGG16, sharing one cache folder (run folders and values) as a
+// session would.
 func TestFinetuneNotebooksExecute(t *testing.T) {
 	testenv.Long(t, "trains VGG16 in two notebooks through Jupyter (about three minutes on two busy cores)")
 	env := testenv.Jupyter(t)
 	ref := reference.Dir(t)
-	ckpts := t.TempDir()
 	model := filepath.Join(t.TempDir(), "model.ckpt")
 	env = append(slices.Clone(env),
 		"GOMLX_BACKEND=go",
@@ -102,7 +118,6 @@ func TestFinetuneNotebooksExecute(t *testing.T) {
 		nbcache.EnvOff+"=",
 		"WORKBOOK_QUICK=1",
 		"WORKBOOK_DATA=",
-		"WORKBOOK_CHECKPOINT_DIR="+ckpts,
 		"WORKBOOK_MODEL_FILE="+model,
 	)
 	out := t.TempDir()
@@ -160,7 +175,7 @@ func TestFinetuneNotebooksExecute(t *testing.T) {
 			}
 		}
 		// Trained once: the later cells read the run back from its checkpoint.
-		if c := strings.Count(all, "Training; the run is saved after every epoch to "); c != 1 {
+		if c := strings.Count(all, "Training; the run is saved after every epoch in "); c != 1 {
 			t.Errorf("trained in %d cells, want 1", c)
 		}
 		checkBookPrediction(t, all)
@@ -180,8 +195,6 @@ func TestFinetuneNotebooksExecute(t *testing.T) {
 			standIn + "\n",
 			"Total params: 134,264,641\nTrainable params: 4,097\n",
 			"Total params: 134,264,641\nTrainable params: 7,083,521\nNon-trainable params: 127,181,120\n",
-			// Stage 1 is the run notebook 04 saved.
-			"after epoch 1/1.\n",
 			"Stage 2: [layers \"block5_\"*] unfrozen, training with Adam(learning_rate=1e-05", "Epoch 2/2\n",
 		} {
 			if !strings.Contains(all, w) {

@@ -15,51 +15,43 @@ from make_notebooks import SETUP_CELL, build, write_all
 # Costs measured on the 2-core development machine (pure-Go backend), from the benchmarks in
 # cmd/workbook (BenchmarkFinetune*); see notebooks/FINETUNING.md for the commands.
 MEASURED = dict(
-    step_s="82",            # one training step, batch 32, frozen VGG16 at 224×224, augmentation included
-    image_s="2.5",          # one VGG16 forward pass to fc2 per image
-    epoch_h="3.0",          # 100 steps + 30 validation steps
-    total_h="30",           # the book's 10 epochs
+    step_s="82",            # one training step of the whole model in GoMLX's pure-Go backend, batch 32
     torch_step_s="7.5",     # PyTorch 1.13 on the same CPU, same step
     book_epoch_s="2083",    # the book's laptop, epoch 1 (its log line)
-    cli_h="2.4",            # workbook finetune, the book's way, base on the inference code
+    cli_step_s="8",         # one step with the frozen base on the workbook's engine (notebooks, CLI, grader)
+    cli_h="2.4",            # the book's schedule that way
     cached_h="0.7",         # workbook finetune --cached-features
 )
 
 SCHEDULE_MD = (
     "**How long this takes without a GPU.** The book's schedule is 10 epochs of 100 training steps "
     "and 30 validation steps, batches of 32 images at 224×224: 32,000 training images through "
-    "VGG16 with a backward pass for the head, and 9,600 validation images. On GoMLX's pure-Go "
-    "backend a training step costs about {step_s} s on a 2-core laptop CPU (about {image_s} s per "
-    "image for the frozen VGG16 forward pass), so one epoch takes about {epoch_h} hours and the "
-    "whole run about {total_h} hours. The book's own log shows {book_epoch_s} s for an epoch on its "
-    "laptop CPU with TensorFlow. With the XLA CPU plugin or a CUDA GPU (see the backend package) "
-    "it is much faster.\n\n"
+    "VGG16 with a backward pass for the head, and 9,600 validation images. The frozen VGG16 runs "
+    "on the workbook's own AVX2 engine and only the head trains in GoMLX (the same values to "
+    "float32 rounding as the whole model in GoMLX, whose pure-Go backend takes about {step_s} s a "
+    "step): about {cli_step_s} s a step on a 2-core laptop CPU, so the book's schedule takes about "
+    "{cli_h} hours — the same run, at the same speed, as `go run ./cmd/workbook finetune` and the "
+    "instructors' grader. The book's own log shows {book_epoch_s} s for an epoch on its laptop CPU "
+    "with TensorFlow; `--cached-features` in the command takes about {cached_h} hours "
+    "(notebooks/FINETUNING.md).\n\n"
     "The book's numbers are the **defaults**. To shorten the run, set environment variables before "
     "the schedule cell — in the notebook with `%env`, e.g. `%env WORKBOOK_STEPS 5`, or in the "
     "shell that starts Jupyter:\n\n"
     "| variable | the book | `WORKBOOK_QUICK=1` |\n|---|---|---|\n"
     "{rows}\n\n"
     "`WORKBOOK_QUICK=1` is what the automatic tests run: it checks that every cell works, not "
-    "that the model learns. A value set explicitly wins over `WORKBOOK_QUICK`. The command "
-    "`go run ./cmd/workbook finetune` runs the same exercise from a terminal, and without a GPU "
-    "it is the fast way: its frozen VGG16 runs on the workbook's own AVX2 code instead of "
-    "GoMLX's pure-Go backend (the same values to float32 rounding), so the book's schedule takes "
-    "about {cli_h} hours on the same two cores, and about {cached_h} hours with "
-    "`--cached-features`, which computes VGG16's features once per image "
-    "(notebooks/FINETUNING.md).")
+    "that the model learns. A value set explicitly wins over `WORKBOOK_QUICK`.")
 
 COMMON_NOTES = (
     "**How these Go notebooks run.** GoNB compiles and runs every cell as a new program: "
     "top-level declarations (`import`, `func`, `var`) are kept and *recomputed* in every later "
     "cell; the code after `%%` runs only in its own cell. Training must not start again in every "
-    "later cell, so the training cell saves the run after every epoch (a training checkpoint, "
-    "`training.FitOptions{Checkpoint: …, Resume: true}`); later cells read the finished run back "
-    "from it in a fraction of a second, and an interrupted run continues after its last "
-    "completed epoch. The checkpoint's name holds every setting the run depends on (the weights, "
-    "the data folder, the schedule); delete the file (the training cell prints its path) to "
-    "train again. With `WORKBOOK_CACHE=off` it lives in the kernel's temporary folder and "
-    "lasts only until the kernel restarts. Predictions go through `kernelext/nbcache`, keyed by "
-    "the checkpoint's content.\n\n"
+    "later cell, so `training.Exercise803(schedule).MustHistory()` trains once, in a run folder "
+    "of the workbook's cache named by every setting the run depends on (the weights, the data "
+    "folder, the schedule), saving the run after every epoch; later cells read the finished run "
+    "back in milliseconds, and an interrupted run continues after its last completed epoch. "
+    "`go run ./cmd/workbook cache clear` (or deleting the folder the training cell prints) trains "
+    "again. Predictions are cached the same way, keyed by the trained weights and the image.\n\n"
     "**Which weights?** The book fine-tunes the published ImageNet VGG16, which the model cell "
     "downloads once into Keras' own cache (`~/.keras/models`, 528 MB) like `VGG16()` does. "
     "Where there is no network access, `$WORKBOOK_WEIGHTS_DIR` can point at stand-in checkpoints "
@@ -71,58 +63,42 @@ COMMON_NOTES = (
     "with `training_set/` and `test_set/`: 10,764 and 2,674 images). `go run ./cmd/workbook "
     "help finetune` explains how to get it.")
 
+SCHEDULE_CODE = '''var schedule = training.MustScheduleFromEnv()
 
-def knob_code(knobs):
-    lines = [
-        "// knob is the value of the environment variable name, if set; otherwise quick when",
-        "// WORKBOOK_QUICK=1 and the book's value when not.",
-        "func knob(name string, book, quick int) int {",
-        "\tif s := os.Getenv(name); s != \"\" {",
-        "\t\tn, err := strconv.Atoi(s)",
-        "\t\tif err != nil || n < 1 {",
-        "\t\t\tpanic(fmt.Sprintf(\"%s=%q: want a positive whole number\", name, s))",
-        "\t\t}",
-        "\t\treturn n",
-        "\t}",
-        "\tif os.Getenv(\"WORKBOOK_QUICK\") == \"1\" {",
-        "\t\treturn quick",
-        "\t}",
-        "\treturn book",
-        "}",
-        "",
-        "// must stops the cell on an error, with the error's text.",
-        "func must(err error) {",
-        "\tif err != nil {",
-        "\t\tpanic(err)",
-        "\t}",
-        "}",
-        "",
-        "var (",
-    ]
-    width = max(len(k[0]) for k in knobs)
-    for name, env, book, quick, _ in knobs:
-        lines.append(f"\t{name.ljust(width)} = knob(\"{env}\", {book}, {quick})")
-    lines += [")", "", "%%"]
-    fmts = " ".join(f"{label}=%d" for _, _, _, _, label in knobs)
-    lines.append(f"fmt.Printf(\"{fmts}\\n\", {', '.join(k[0] for k in knobs)})")
-    return "\n".join(lines)
+%%
+fmt.Println(schedule)'''
+
+SCHEDULE_FT_CODE = '''var schedule = training.MustScheduleFromEnv()
+var stage2Epochs = training.MustStage2EpochsFromEnv()
+
+%%
+fmt.Println(schedule, "stage2_epochs:", stage2Epochs)
+fmt.Println(applications.MustLazyVGG16().MustWeights())'''
 
 
 def knob_rows(knobs):
-    return "\n".join(f"| `{env}` ({label}) | {book} | {quick} |" for _, env, book, quick, label in knobs)
+    return "\n".join(f"| `{env}` ({label}) | {book} | {quick} |" for env, book, quick, label in knobs)
+
+
+KNOBS_803 = [
+    ("WORKBOOK_EPOCHS", 10, 1, "epochs"),
+    ("WORKBOOK_STEPS", 100, 2, "steps_per_epoch"),
+    ("WORKBOOK_VAL_STEPS", 30, 1, "validation_steps"),
+    ("WORKBOOK_BATCH", 32, 2, "batch_size"),
+]
+KNOBS_FT = KNOBS_803[:1] + [("WORKBOOK_STAGE2_EPOCHS", 5, 1, "stage-2 epochs")] + KNOBS_803[1:]
 
 
 IMPORTS = '''import (
+	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/transfer-learning-go/workbook/datasets"
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
-	"github.com/transfer-learning-go/workbook/kernelext/backend"
-	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 )'''
 
@@ -133,8 +109,7 @@ IMPORTS_MD = (
     "In Go, `applications` holds VGG16, `training` Keras' `compile`/`fit_generator`/`save` "
     "(Adam, binary cross-entropy, accuracy, the progress bar, checkpoints), `datasets` the "
     "`ImageDataGenerator` and `flow_from_directory`, `kernelext` the image helpers "
-    "(`load_img`, `img_to_array`, `expand_dims`) and `nbcache` the on-disk cache that keeps "
-    "results across cells. This cell only declares the imports.")
+    "(`load_img`, `img_to_array`, `expand_dims`). This cell only declares the imports.")
 
 MODEL_MD = (
     "**Step 2–3: VGG16 and its summary.** Keras: `vgg_model = keras.applications.vgg16.VGG16()` "
@@ -168,6 +143,13 @@ func classifierLayers() *applications.Architecture {
 	return layers
 }
 
+// must stops the cell on an error, with the error's text.
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
 %%
 fmt.Print(classifierLayers().Summary())'''
 
@@ -195,29 +177,15 @@ must(err)
 fmt.Print(withHead.Summary())'''
 
 COMPILE_MD = (
-    "**Step 8a: the trainable model, compiled.** Keras: `classifier.compile(optimizer='adam', "
-    "loss='binary_crossentropy', metrics=['accuracy'])`. `newClassifier` builds steps 4–7 on "
-    "the real VGG16 — with its weights — and compiles it: `training.NewAdam()` is Keras' Adam "
+    "**Step 8a: compile.** Keras: `classifier.compile(optimizer='adam', "
+    "loss='binary_crossentropy', metrics=['accuracy'])`. `training.NewAdam()` is Keras' Adam "
     "with its defaults (learning rate 0.001, ε = 1e-7), `training.BinaryCrossentropy` and "
-    "`training.Accuracy` are Keras' loss and metric. Later cells call it when they need the "
-    "model; this one only shows the optimizer.")
+    "`training.Accuracy` are Keras' loss and metric. `training.Exercise803` — the exercise "
+    "defined once for this notebook, the command and the grader — builds steps 4–7 on the real "
+    "VGG16, with its weights and the new layer initialised with seed 42, and compiles it so; this "
+    "cell shows the three.")
 
-COMPILE_CODE = '''// newClassifier is steps 4–8 on the real VGG16: the pretrained layers up to fc2, frozen, plus
-// Dense(1, sigmoid) initialised with seed 42, compiled with Adam and binary cross-entropy. It
-// returns the VGG16 (for freezing and unfreezing by layer name) and the trainable model.
-func newClassifier() (*applications.Model, *training.Model) {
-	b := backend.Must()
-	vgg := applications.MustVGG16(applications.Until("fc2"), applications.WithSeed(42), applications.WithBackend(b))
-	vgg.AsSequential("sequential_1")
-	must(vgg.SetTrainable(false))
-	_, err := vgg.AddDense("", 1, "sigmoid")
-	must(err)
-	classifier := training.MustNewModel(b, vgg.Context(), "sequential_1", vgg.Apply)
-	classifier.MustCompile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy)
-	return vgg, classifier
-}
-
-%%
+COMPILE_CODE = '''%%
 fmt.Println("optimizer:", training.NewAdam())
 fmt.Println("loss:", training.BinaryCrossentropy.Name, "- metrics:", training.Accuracy.Name)'''
 
@@ -240,70 +208,22 @@ GENERATORS_MD = (
     "augment with NumPy's generator: the book's intent is a repeatable run. "
     "`Seed: datasets.Seed(42)` gives each generator that seed (Keras' `seed=42`), so every run of "
     "this notebook — and the reference run the instructors' grader makes — draws the same "
-    "batches in the same order.")
+    "batches in the same order. `training.Exercise803` trains with exactly these two generators "
+    "(`training.BookTrainAugmentation` and `training.BookTestPreprocessing`).")
 
-GENERATORS_CODE = '''// dataDir is the folder holding training_set/ and test_set/: $WORKBOOK_DATA (the full data
-// set) if set, otherwise the sample shipped with the workbook.
-func dataDir() string {
-	if d := os.Getenv("WORKBOOK_DATA"); d != "" {
-		return d
-	}
-	return datasets.MustSampleDir()
-}
-
-// generators are the book's training and test generators, with the batch size of the schedule.
-func generators() (trainingDataset, testDataset *datasets.DirectoryIterator) {
-	generateTrainData := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2,
-		ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}
-	generateTestData := datasets.ImageDataGenerator{Rescale: 1. / 255}
-	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: batch, ClassMode: datasets.Binary,
-		Seed: datasets.Seed(42)}
-	trainingDataset = generateTrainData.MustFlowFromDirectory(filepath.Join(dataDir(), "training_set"), flow)
-	testDataset = generateTestData.MustFlowFromDirectory(filepath.Join(dataDir(), "test_set"), flow)
-	must(datasets.CheckSameClasses(trainingDataset, testDataset))
-	must(trainingDataset.CheckBinary())
-	return trainingDataset, testDataset
-}
-
-%%
-trainingDataset, testDataset := generators()
+GENERATORS_CODE = '''%%
+generateTrainData := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2,
+	ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}
+generateTestData := datasets.ImageDataGenerator{Rescale: 1. / 255}
+trainDir, testDir, err := datasets.TrainTestDirs("", os.Stdout)
+must(err)
+flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: schedule.Batch,
+	ClassMode: datasets.Binary, Seed: datasets.Seed(42)}
+trainingDataset := generateTrainData.MustFlowFromDirectory(trainDir, flow)
+testDataset := generateTestData.MustFlowFromDirectory(testDir, flow)
 fmt.Println("class_indices:", trainingDataset.ClassIndices())
 trainingDataset.Close()
 testDataset.Close()'''
-
-CHECKPOINT_FUNC = '''// checkpointFile is where a training run is saved after every epoch. Its name holds everything
-// the run depends on — the exercise (and a version to bump when the code changes), the weights'
-// digest, the data folder and the schedule — so a change of any of them trains anew. It lives in
-// the workbook's cache folder ($WORKBOOK_CHECKPOINT_DIR overrides it), or in the kernel's
-// temporary folder when WORKBOOK_CACHE=off.
-func checkpointFile(run string, schedule ...int) string {
-	dir := os.Getenv("WORKBOOK_CHECKPOINT_DIR")
-	if dir == "" && !nbcache.Enabled() {
-		dir = filepath.Join(os.Getenv("GONB_TMP_DIR"), "checkpoints")
-	}
-	if dir == "" {
-		cache, err := os.UserCacheDir()
-		must(err)
-		dir = filepath.Join(cache, "transfer-learning-go", "checkpoints")
-	}
-	must(os.MkdirAll(dir, 0o755))
-	weights := applications.MustLazyVGG16(applications.Until("fc2")).MustWeights().Digest
-	name := fmt.Sprintf("%s-%.12s-%.8s", run, weights, nbcache.HashBytes([]byte(dataDir())))
-	for _, n := range schedule {
-		name += fmt.Sprintf("-%d", n)
-	}
-	return filepath.Join(dir, name+".ckpt")
-}
-
-// finished returns the history saved in a checkpoint that completed epochs epochs, or nil.
-// It reads the file's header only, which takes milliseconds even for VGG16's 540 MB.
-func finished(path string, epochs int) *training.History {
-	info, err := training.ReadCheckpointInfo(path)
-	if err != nil || info.EpochsDone < epochs {
-		return nil
-	}
-	return info.History
-}'''
 
 FIT_MD = (
     "**Step 8c: fit.** Keras:\n\n```python\nclassifier.fit_generator(training_dataset, "
@@ -317,30 +237,11 @@ FIT_MD = (
     "`history` is what `fit_generator` returns, Keras' `History`: `history.Get(\"val_accuracy\")` "
     "is `history.history['val_accuracy']`. The book's run reaches val_accuracy 0.8646 after the "
     "first epoch and 0.9365 after the tenth, with the ImageNet weights and the full data set.\n\n"
-    "The run is saved after every epoch, so this cell trains once: run again (or any later cell) "
-    "reads the finished run back.")
+    "`training.Exercise803(schedule).MustHistory()` is this `fit_generator` on the model of steps "
+    "4–8 and the generators of step 8b. The run is saved after every epoch, so this cell trains "
+    "once: run again (or any later cell) reads the finished run back.")
 
-FIT_CODE = CHECKPOINT_FUNC + '''
-
-// trainClassifier runs step 8's fit_generator once and returns its history; a finished run is
-// read back from its checkpoint, an interrupted one continues after its last saved epoch.
-func trainClassifier() *training.History {
-	path := checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch)
-	if h := finished(path, epochs); h != nil {
-		return h
-	}
-	fmt.Println("Training; the run is saved after every epoch to", path)
-	_, classifier := newClassifier()
-	trainingDataset, testDataset := generators()
-	defer trainingDataset.Close()
-	defer testDataset.Close()
-	return classifier.MustFit(training.NewSequenceGenerator(trainingDataset, false), training.FitOptions{
-		Epochs: epochs, StepsPerEpoch: steps,
-		ValidationData: training.NewSequenceGenerator(testDataset, false), ValidationSteps: valSteps,
-		Checkpoint: path, Resume: true})
-}
-
-var history = trainClassifier()
+FIT_CODE = '''var history = training.Exercise803(schedule).MustHistory()
 
 %%
 fmt.Print(history)
@@ -364,54 +265,27 @@ PREDICT_MD = (
     "- **`== 1`, not `> 0.5`.** Only an output of exactly 1.0 counts as a flower; 0.99 is a car. "
     "With the saturation above this often works out, but it is not a threshold.\n\n"
     "The correct prediction divides by 255 first and compares with 0.5; the cell prints that one "
-    "too, for comparison. `result` and `prediction` are the book's. `result` is computed once "
-    "and then read from the on-disk cache (keyed by the checkpoint's content and the image).")
+    "too, for comparison. `result` and `prediction` are the book's; `training.BookDecision` is the "
+    "book's `== 1`. `MustPredict` computes `result` once and then reads it from the on-disk cache "
+    "(keyed by the trained weights and the image).")
 
 PREDICT_FUNCS = '''// testImage is steps 9–10: test_image_2.jpg at 224×224 as a batch of one, pixel values 0–255.
 func testImage() *kernelext.Array {
 	path := filepath.Join(datasets.MustPredictionDir(), "test_image_2.jpg")
 	newImage := kernelext.MustLoadImg(path, kernelext.TargetSize(224, 224))
 	return kernelext.ExpandDims(kernelext.ImgToArray(newImage), 0)
-}
-
-// predictWith is classifier.predict(x) with the weights saved in checkpoint, read from the
-// on-disk cache when this prediction was made before.
-func predictWith(checkpoint string, x *kernelext.Array) *kernelext.Array {
-	key := "finetune/predict/v1/" + nbcache.MustFileHash(checkpoint) + "/" + nbcache.HashFloat32s(x.Data)
-	data := nbcache.MustCached(key, func() ([]float32, error) {
-		_, classifier := newClassifier()
-		classifier.MustLoad(checkpoint)
-		return classifier.MustPredict(x).Data, nil
-	})
-	return &kernelext.Array{Shape: []int{1, 1}, Data: data}
-}
-
-// rescaled is x divided by 255, as the generators prepared the training images.
-func rescaled(x *kernelext.Array) *kernelext.Array {
-	y := x.Clone()
-	for i := range y.Data {
-		y.Data[i] *= float32(1. / 255)
-	}
-	return y
-}
-
-// bookPrediction is the book's decision: a flower only when the output is exactly 1.
-func bookPrediction(result *kernelext.Array) string {
-	if result.Data[0] == 1 {
-		return "It is a flower"
-	}
-	return "It is a car"
 }'''
 
 PREDICT_CODE = PREDICT_FUNCS + '''
 
-var result = predictWith(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch), testImage())
-var prediction = bookPrediction(result)
+var result = training.Exercise803(schedule).MustPredict(testImage())
+var prediction = training.BookDecision(result.Data[0])
 
 %%
 fmt.Println(result)
 fmt.Println(prediction)
-p := predictWith(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch), rescaled(testImage())).Data[0]
+rescaled := testImage().Scale(1. / 255)
+p := training.Exercise803(schedule).MustPredict(rescaled).Data[0]
 fmt.Printf("rescaled by 1/255 as in training: %.4f, i.e. %s at the threshold 0.5\\n", p, map[bool]string{false: "car", true: "flower"}[p > 0.5])'''
 
 SAVE_MD = (
@@ -419,23 +293,14 @@ SAVE_MD = (
     "weights, the optimizer state and the training configuration in one file. `MustSave` writes "
     "the same content (every variable, frozen ones included, Adam's moments and step count) in "
     "the workbook's checkpoint format (not HDF5), atomically: a temporary file renamed into "
-    "place. `training.Model.MustLoad` reads it back into a model built by `newClassifier`. "
-    "`$WORKBOOK_MODEL_FILE` changes where it goes (the tests write it to a temporary folder).")
+    "place; `training.Model.MustLoad` reads it back. `MustModel` is the trained model of the "
+    "run the fit cell made. `$WORKBOOK_MODEL_FILE` changes where it goes (the tests write it to a "
+    "temporary folder).")
 
-SAVE_CODE = '''// modelFile is where step 12 saves the model: the book's file name (with the workbook's own
-// extension) in the notebook's folder, or $WORKBOOK_MODEL_FILE.
-func modelFile(name string) string {
-	if f := os.Getenv("WORKBOOK_MODEL_FILE"); f != "" {
-		return f
-	}
-	return name
-}
-
-%%
-_, classifier := newClassifier()
-classifier.MustLoad(checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch))
-classifier.MustSave(modelFile("car-flower-classifier.ckpt"))
-fmt.Println("saved", modelFile("car-flower-classifier.ckpt"))'''
+SAVE_CODE = '''%%
+file := cmp.Or(os.Getenv("WORKBOOK_MODEL_FILE"), "car-flower-classifier.ckpt")
+training.Exercise803(schedule).MustModel().MustSave(file)
+fmt.Println("saved", file)'''
 
 CHECK_MD_803 = (
     "**Check your work.** `check.Exercise803` runs the visible checks your instructor's grader "
@@ -457,14 +322,6 @@ OUTRO_803 = (
     "ImageNet is reused as it is. Notebook 07 continues with the next step of the recipe: "
     "unfreezing VGG16's last convolution block and training on with a small learning rate.")
 
-KNOBS_803 = [
-    ("epochs", "WORKBOOK_EPOCHS", 10, 1, "epochs"),
-    ("steps", "WORKBOOK_STEPS", 100, 2, "steps_per_epoch"),
-    ("valSteps", "WORKBOOK_VAL_STEPS", 30, 1, "validation_steps"),
-    ("batch", "WORKBOOK_BATCH", 32, 2, "batch_size"),
-]
-
-
 def intro_803():
     return (
         "# Exercise 8.03: Fine-tuning the VGG16 model\n\n"
@@ -479,9 +336,9 @@ def intro_803():
 
 
 def schedule_md():
-    return ("**The schedule.** The cell reads the knobs described at the top (the book's values "
-            "unless an environment variable says otherwise) and prints them. The functions it "
-            "declares are used by the later cells.")
+    return ("**The schedule.** `training.MustScheduleFromEnv()` reads the knobs described at the "
+            "top (the book's values unless an environment variable says otherwise); the cell "
+            "prints them.")
 
 
 def cells_803():
@@ -492,7 +349,7 @@ def cells_803():
                "checkout's packages and its pinned GoMLX version."),
         ("code", SETUP_CELL),
         ("md", IMPORTS_MD), ("code", IMPORTS),
-        ("md", schedule_md()), ("code", knob_code(KNOBS_803)),
+        ("md", schedule_md()), ("code", SCHEDULE_CODE),
         ("md", MODEL_MD), ("code", MODEL_CODE),
         ("md", REMOVE_MD), ("code", REMOVE_CODE),
         ("md", FREEZE_MD), ("code", FREEZE_CODE),
@@ -508,15 +365,6 @@ def cells_803():
 
 
 # --- 07: freeze, then unfreeze -------------------------------------------------------------
-
-KNOBS_FT = [
-    ("epochs", "WORKBOOK_EPOCHS", 10, 1, "stage-1 epochs"),
-    ("stage2Epochs", "WORKBOOK_STAGE2_EPOCHS", 5, 1, "stage-2 epochs"),
-    ("steps", "WORKBOOK_STEPS", 100, 2, "steps_per_epoch"),
-    ("valSteps", "WORKBOOK_VAL_STEPS", 30, 1, "validation_steps"),
-    ("batch", "WORKBOOK_BATCH", 32, 2, "batch_size"),
-]
-
 
 def intro_ft():
     return (
@@ -537,10 +385,12 @@ def intro_ft():
         "generic and their gradients would cost most of the compute. In this model `fc1` and "
         "`fc2` sit between block 5 and the head; they stay frozen as well (select them too "
         "with `training.LayersFrom(\"block5_conv1\")`).\n\n"
-        "`training.FineTune` runs both stages: it freezes the base, compiles with Adam, fits; "
+        "`training.FineTuning` runs both stages: it freezes the base, compiles with Adam, fits; "
         "then unfreezes the selected layers, compiles with a fresh `Adam(1e-5)` and fits again, "
-        "numbering the epochs on. Stage 1 is Exercise 8.03's run: when notebook 04 ran with the "
-        "same schedule, its saved run is reused here.\n\n"
+        "numbering the epochs on. Stage 1 is Exercise 8.03's run, its frozen VGG16 on the "
+        "workbook's engine; in stage 2 the engine computes the still-frozen blocks 1–4 and GoMLX "
+        "trains block 5 and the layers above it (the same values as the whole model in GoMLX, to "
+        "float32 rounding).\n\n"
         "**Cost.** Stage 2 also back-propagates through block 5 (a small part of VGG16's "
         "compute at 14×14 pixels), so its steps cost a little more than stage 1's. "
         + SCHEDULE_MD.format(rows=knob_rows(KNOBS_FT), **MEASURED).split("\n\n", 1)[1]
@@ -548,43 +398,35 @@ def intro_ft():
 
 
 FT_BUILD_MD = (
-    "**The model, the data, the summaries.** The same functions as in Exercise 8.03: "
-    "`newClassifier` builds VGG16 up to `fc2`, frozen, plus `Dense(1, sigmoid)`, compiled with "
-    "Adam; `generators` are the book's. The summaries show the trainable parameters in each "
+    "**The model's two stages, in summaries.** `stageLayers` is the classifier's layer table "
+    "(no weights): VGG16 up to `fc2`, frozen, plus `Dense(1, sigmoid)`, as in Exercise 8.03, "
+    "with block 5 trainable again in stage 2. The summaries show the trainable parameters in each "
     "stage: 4,097 (the head) in stage 1; in stage 2 also block 5's three convolutions, "
     "7,079,424 more.")
 
-FT_BUILD_CODE = COMPILE_CODE.split("\n\n%%")[0] + "\n\n" + GENERATORS_CODE.split("\n\n%%")[0] + '''
-
-// stageLayers is the classifier's layer table (no weights) with the trainable flags of a stage.
-func stageLayers(stage int) *applications.Architecture {
+FT_BUILD_CODE = '''func stageLayers(stage int) *applications.Architecture {
 	layers := applications.MustLazyVGG16(applications.Until("fc2")).Architecture().Clone()
 	layers.AsSequential("sequential_1")
-	must(layers.SetTrainable(false))
-	_, err := layers.AddDense("", 1, "sigmoid")
-	must(err)
+	err := layers.SetTrainable(false)
+	_, errDense := layers.AddDense("", 1, "sigmoid")
 	if stage == 2 {
-		must(layers.SetTrainable(true, "block5_conv1", "block5_conv2", "block5_conv3", "block5_pool"))
+		err = errors.Join(err, layers.SetTrainable(true, "block5_conv1", "block5_conv2", "block5_conv3", "block5_pool"))
+	}
+	if err = errors.Join(err, errDense); err != nil {
+		panic(err)
 	}
 	return layers
 }
 
 %%
-fmt.Println(applications.MustLazyVGG16().MustWeights())
-fmt.Println("Stage 1:")
-fmt.Print(stageLayers(1).Summary())
-fmt.Println("Stage 2:")
-fmt.Print(stageLayers(2).Summary())'''
+fmt.Print("Stage 1:\\n", stageLayers(1).Summary(), "Stage 2:\\n", stageLayers(2).Summary())'''
 
 FT_FIT_MD = (
-    "**Both stages.** `training.FineTune(classifier, train, FineTuneOptions{...})` with\n\n"
-    "- `Base: training.ApplicationLayers(vgg, training.LayersUntil(\"fc2\"))` — the pretrained "
-    "layers (everything but the new head), which stage 1 freezes;\n"
-    "- `Unfreeze: training.LayerPrefix(\"block5_\")` — what stage 2 trains (with the head);\n"
-    "- `Stage2Optimizer` left nil: `Adam(learning_rate=1e-05)`, a new optimizer, as Keras' "
-    "recompile creates;\n"
-    "- each stage's `FitOptions` with its own checkpoint, so the cell trains once and an "
-    "interrupted run resumes.\n\n"
+    "**Both stages.** `training.Exercise803(schedule)` with\n\n"
+    "- `Stage2Epochs` — the epochs of stage 2, numbered after stage 1's;\n"
+    "- `Unfreeze: \"block5_\"` — what stage 2 trains (with the head);\n"
+    "- `LR2: 1e-5` — `Adam(learning_rate=1e-05)`, a new optimizer, as Keras' recompile "
+    "creates.\n\n"
     "The Keras equivalent:\n\n```python\n# stage 1: Exercise 8.03\nfor layer in classifier.layers[:-1]:\n"
     "    layer.trainable = False\nclassifier.compile(optimizer='adam', loss='binary_crossentropy', "
     "metrics=['accuracy'])\nclassifier.fit_generator(training_dataset, steps_per_epoch=100, epochs=10, ...)\n"
@@ -592,99 +434,37 @@ FT_FIT_MD = (
     "        layer.trainable = True\nclassifier.compile(optimizer=keras.optimizers.Adam(1e-5), "
     "loss='binary_crossentropy', metrics=['accuracy'])\nclassifier.fit_generator(training_dataset, "
     "steps_per_epoch=100, initial_epoch=10, epochs=15, ...)\n```\n\n"
-    "`history` holds both stages, epochs numbered on (stage 2's start at 11).")
+    "`history` holds both stages, epochs numbered on (stage 2's start at 11). Both stages are "
+    "saved after every epoch: the cell trains once.")
 
-FT_FIT_CODE = CHECKPOINT_FUNC + '''
-
-// joinHistories appends the epochs of b to those of a (stage 2 after stage 1).
-func joinHistories(a, b *training.History) *training.History {
-	out := &training.History{Epoch: append(append([]int{}, a.Epoch...), b.Epoch...), Names: a.Names,
-		Value: map[string][]float64{}}
-	for _, n := range a.Names {
-		out.Value[n] = append(append([]float64{}, a.Value[n]...), b.Value[n]...)
-	}
-	return out
+FT_FIT_CODE = '''// fineTuning is Exercise 8.03 followed by stage 2: block5_ unfrozen, trained on with Adam(1e-5).
+func fineTuning() training.FineTuning {
+	f := training.Exercise803(schedule)
+	f.Stage2Epochs, f.Unfreeze, f.LR2 = stage2Epochs, "block5_", 1e-5
+	return f
 }
 
-// stage1File and stage2File are the two stages' checkpoints; stage 1 is Exercise 8.03's run.
-func stage1File() string { return checkpointFile("exercise-8.03-v2", epochs, steps, valSteps, batch) }
-func stage2File() string {
-	return checkpointFile("finetune-block5-v1", epochs, stage2Epochs, steps, valSteps, batch)
-}
-
-// fineTune runs both stages once and returns their history; finished stages are read back from
-// their checkpoints, an interrupted one continues after its last saved epoch.
-func fineTune() *training.History {
-	if h1 := finished(stage1File(), epochs); h1 != nil {
-		if h2 := finished(stage2File(), epochs+stage2Epochs); h2 != nil {
-			return joinHistories(h1, h2)
-		}
-	}
-	fmt.Println("Training; the stages are saved after every epoch to", stage1File(), "and", stage2File())
-	vgg, classifier := newClassifier()
-	trainingDataset, testDataset := generators()
-	defer trainingDataset.Close()
-	defer testDataset.Close()
-	train := training.NewSequenceGenerator(trainingDataset, false)
-	val := training.NewSequenceGenerator(testDataset, false)
-	h, err := training.FineTune(classifier, train, training.FineTuneOptions{
-		Base:     training.ApplicationLayers(vgg, training.LayersUntil("fc2")),
-		Unfreeze: []training.Selector{training.LayerPrefix("block5_")},
-		Stage1: training.FitOptions{Epochs: epochs, StepsPerEpoch: steps, ValidationData: val,
-			ValidationSteps: valSteps, Checkpoint: stage1File(), Resume: true},
-		Stage2: training.FitOptions{Epochs: stage2Epochs, StepsPerEpoch: steps, ValidationData: val,
-			ValidationSteps: valSteps, Checkpoint: stage2File(), Resume: true},
-	})
-	must(err)
-	return h
-}
-
-var history = fineTune()
+var history = fineTuning().MustHistory()
 
 %%
 fmt.Print(history)
 fmt.Printf("val_accuracy: %.4f after stage 1, %.4f after stage 2\\n",
-	history.Get("val_accuracy")[epochs-1], history.Last("val_accuracy"))
+	history.Get("val_accuracy")[schedule.Epochs-1], history.Last("val_accuracy"))
 history.Display()'''
 
 FT_CHECK_MD = (
-    "**What stage 2 changed.** Reading both checkpoints, the cell compares every layer's "
-    "weights after stage 1 and after stage 2, byte for byte. Only the trainable ones may "
-    "differ: block 5's convolutions and the head. Blocks 1–4 and `fc1`/`fc2` are identical "
-    "to the bit — a frozen layer is not touched at all, not merely updated by zero.")
+    "**What training changed.** The cell compares every layer's weights before training and "
+    "after stage 2, bit for bit. Only the trainable ones may differ: block 5's convolutions and "
+    "the head. Blocks 1–4 and `fc1`/`fc2` are identical to the bit — a frozen layer is not "
+    "touched at all, not merely updated by zero.")
 
-FT_CHECK_CODE = '''// layerWeights loads a checkpoint into a fresh classifier and returns each variable's values.
-func layerWeights(checkpoint string) map[string][]float32 {
-	vgg, classifier := newClassifier()
-	classifier.MustLoad(checkpoint)
-	out := map[string][]float32{}
-	for _, l := range vgg.Layers() {
-		for _, w := range l.Weights {
-			v := vgg.Context().InspectVariable("/"+l.Name, w.Key)
-			if v == nil {
-				continue
-			}
-			data := make([]float32, w.Size())
-			must(v.MustValue().ConstFlatData(func(flat any) { copy(data, flat.([]float32)) }))
-			out[l.Name+"/"+w.Key] = data
-		}
-	}
-	return out
+FT_CHECK_CODE = '''%%
+changes, err := training.CompareVariables(fineTuning().MustUntrained(), fineTuning().MustModel())
+if err != nil {
+	panic(err)
 }
-
-%%
-before, after := layerWeights(stage1File()), layerWeights(stage2File())
-for _, l := range stageLayers(1).Layers {
-	for _, w := range l.Weights {
-		a, b := before[l.Name+"/"+w.Key], after[l.Name+"/"+w.Key]
-		changed := 0
-		for i := range a {
-			if a[i] != b[i] {
-				changed++
-			}
-		}
-		fmt.Printf("%-22s %-7s %10d values, %10d changed\\n", l.Name, w.Key, len(a), changed)
-	}
+for _, c := range changes {
+	fmt.Printf("%-22s %-7s %10d values, %10d changed\\n", c.Layer, c.Name, c.Size, c.Changed)
 }'''
 
 FT_PREDICT_MD = (
@@ -695,31 +475,21 @@ FT_PREDICT_MD = (
 
 FT_PREDICT_CODE = PREDICT_FUNCS + '''
 
-// modelFile is where the model is saved, or $WORKBOOK_MODEL_FILE.
-func modelFile(name string) string {
-	if f := os.Getenv("WORKBOOK_MODEL_FILE"); f != "" {
-		return f
-	}
-	return name
-}
-
-var result = predictWith(stage2File(), testImage())
-var prediction = bookPrediction(result)
+var result = fineTuning().MustPredict(testImage())
+var prediction = training.BookDecision(result.Data[0])
 
 %%
-fmt.Println(result)
-fmt.Println(prediction)
-p := predictWith(stage2File(), rescaled(testImage())).Data[0]
+fmt.Print(result, "\\n", prediction, "\\n")
+p := fineTuning().MustPredict(testImage().Scale(1. / 255)).Data[0]
 fmt.Printf("rescaled by 1/255 as in training: %.4f, i.e. %s at the threshold 0.5\\n", p, map[bool]string{false: "car", true: "flower"}[p > 0.5])
-_, classifier := newClassifier()
-classifier.MustLoad(stage2File())
-classifier.MustSave(modelFile("car-flower-classifier-finetuned.ckpt"))
-fmt.Println("saved", modelFile("car-flower-classifier-finetuned.ckpt"))'''
+file := cmp.Or(os.Getenv("WORKBOOK_MODEL_FILE"), "car-flower-classifier-finetuned.ckpt")
+fineTuning().MustModel().MustSave(file)
+fmt.Println("saved", file)'''
 
 OUTRO_FT = (
     "**What to expect.** With the ImageNet weights, stage 2 typically adds a few points of "
     "validation accuracy over the frozen-base result, and the training loss keeps falling; with "
-    "too large a learning rate (try `training.AdamWithLearningRate(1e-3)` as `Stage2Optimizer`) "
+    "too large a learning rate (try `f.LR2 = 1e-3`) "
     "the validation accuracy drops in the first stage-2 epoch as the pretrained features are "
     "disturbed. For ResNet50 the same recipe needs its BatchNormalization layers kept in "
     "inference mode (`applications.WithBatchNormMode(applications.BatchNormInference)`) and "
@@ -733,7 +503,7 @@ def cells_ft():
         ("md", "Run the setup cell first (and again after a kernel restart)."),
         ("code", SETUP_CELL),
         ("md", "**The libraries** — the same as in Exercise 8.03."), ("code", IMPORTS),
-        ("md", schedule_md()), ("code", knob_code(KNOBS_FT)),
+        ("md", schedule_md()), ("code", SCHEDULE_FT_CODE),
         ("md", FT_BUILD_MD), ("code", FT_BUILD_CODE),
         ("md", FT_FIT_MD), ("code", FT_FIT_CODE),
         ("md", FT_CHECK_MD), ("code", FT_CHECK_CODE),

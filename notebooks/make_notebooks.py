@@ -23,11 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 # The setup cell documented in notebooks/README.md (and used by internal/nbrun's test notebooks).
-SETUP_CELL = r'''!*ROOT="$(cd "$GONB_DIR" && go env GOMOD)"; ROOT="${ROOT%/go.mod}"; \
-  [ -f "$ROOT/go.mod" ] || { echo "setup cell: $GONB_DIR is not inside the workbook checkout" >&2; exit 1; }; \
-  go mod edit -replace=github.com/transfer-learning-go/workbook="$ROOT" \
-    -require=github.com/transfer-learning-go/workbook@v0.0.0 && \
-  cat "$ROOT/go.sum" >> go.sum && echo "workbook packages from $ROOT"'''
+SETUP_CELL = r'''!*go -C "$GONB_DIR" run github.com/transfer-learning-go/workbook/cmd/nbsetup'''
 
 # One entry per notebook. "book" is what the book prints with the ImageNet weights.
 NOTEBOOKS = [

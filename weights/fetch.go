@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 )
 
 // The official ImageNet checkpoints the book's keras.applications code downloads.
@@ -298,49 +300,37 @@ func (c *config) download(ctx context.Context, entry File, dir, final string) (s
 	if resp.StatusCode != http.StatusOK {
 		return "", fail(fmt.Errorf("HTTP status %s", resp.Status))
 	}
-	tmp, err := os.CreateTemp(dir, "."+entry.Name+".*.part")
-	if err != nil {
-		return "", fail(err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := md5.New()
 	prog := newProgress(c.progress, entry, resp.ContentLength)
-	n, err := io.Copy(io.MultiWriter(tmp, h, prog), resp.Body)
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-		err = fmt.Errorf("connection closed after %d of %d bytes", n, resp.ContentLength)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	var sum string
+	var mismatch error
+	err = atomicfile.Write(final, func(f atomicfile.File) error {
+		h := md5.New()
+		n, err := io.Copy(io.MultiWriter(f, h, prog), resp.Body)
+		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+			err = fmt.Errorf("connection closed after %d of %d bytes", n, resp.ContentLength)
+		}
+		if err != nil {
+			return err
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+		if entry.MD5 != "" && sum != entry.MD5 {
+			mismatch = fmt.Errorf("weights: downloaded %s from %s has md5 %s, the published file has %s; the download was discarded (download it elsewhere and copy it to %s)",
+				entry.Name, entry.URL, sum, entry.MD5, final)
+			return mismatch
+		}
+		return nil
+	})
+	switch {
+	case mismatch != nil:
+		prog.abort()
+		return "", mismatch
+	case err != nil:
 		prog.abort()
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		return "", fail(err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if entry.MD5 != "" && sum != entry.MD5 {
-		prog.abort()
-		return "", fmt.Errorf("weights: downloaded %s from %s has md5 %s, the published file has %s; the download was discarded (download it elsewhere and copy it to %s)",
-			entry.Name, entry.URL, sum, entry.MD5, final)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", fail(err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", fail(err)
-	}
-	committed = true
 	prog.finish(entry.MD5 != "")
 	rememberMD5(final, sum)
 	return sum, nil
@@ -348,7 +338,7 @@ func (c *config) download(ctx context.Context, entry File, dir, final string) (s
 
 // removeStaleTemps deletes partial downloads of name left by killed processes.
 func removeStaleTemps(dir, name string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+name+".*.part"))
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+name+".tmp-*")) // atomicfile's temporary files
 	for _, m := range matches {
 		if st, err := os.Stat(m); err == nil && time.Since(st.ModTime()) > staleTemp {
 			os.Remove(m)

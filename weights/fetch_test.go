@@ -380,8 +380,8 @@ func TestFetchRemovesStaleTemps(t *testing.T) {
 	body, sum := fakeFile()
 	s := newServer(t, body)
 	dir := t.TempDir()
-	stale := filepath.Join(dir, "."+fakeName+".111.part")
-	fresh := filepath.Join(dir, "."+fakeName+".222.part")
+	stale := filepath.Join(dir, "."+fakeName+".tmp-111")
+	fresh := filepath.Join(dir, "."+fakeName+".tmp-222")
 	for _, p := range []string{stale, fresh} {
 		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)

@@ -30,11 +30,14 @@ import (
 
 // The book's full task on the full data set, for the extrapolations: 10 epochs × 100 training
 // steps and 10 × 30 validation steps of batch 32 over 10,764 training and 2,674 test images.
+var (
+	fullTrainSteps = training.BookSchedule.Epochs * training.BookSchedule.Steps
+	fullValSteps   = training.BookSchedule.Epochs * training.BookSchedule.ValSteps
+)
+
 const (
-	fullTrainSteps = bookEpochs * bookSteps
-	fullValSteps   = bookEpochs * bookValSteps
-	fullTrainN     = 10764
-	fullTestN      = 2674
+	fullTrainN = 10764
+	fullTestN  = 2674
 )
 
 // benchSteps is the number of training steps the expensive paths run (WORKBOOK_BENCH_STEPS,
@@ -53,26 +56,18 @@ func benchSteps(b *testing.B) int {
 
 // benchModel is Exercise 8.03's model with the stand-in VGG16 weights (timings do not depend on
 // the values; the validation accuracy reached does, and with random weights stays near chance).
-func benchModel(b *testing.B) (*finetuneModel, *training.Model) {
+func benchModel(b *testing.B) *training.FineTuneModel {
 	b.Helper()
 	needGoBackendB(b)
-	ref := reference.Dir(b)
 	be, err := backend.New()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ft, err := buildFinetuneModel(be, "vgg16", filepath.Join(ref, weights.VGG16), 224, 42)
+	ft, err := training.NewFineTuneModel(be, "vgg16", filepath.Join(reference.Dir(b), weights.VGG16), 224, 42)
 	if err != nil {
 		b.Fatal(err)
 	}
-	full, err := training.NewModel(be, ft.app.Context(), ft.app.Name(), ft.app.Apply)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := full.Compile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy); err != nil {
-		b.Fatal(err)
-	}
-	return ft, full
+	return ft
 }
 
 func needGoBackendB(b *testing.B) {
@@ -85,7 +80,7 @@ func needGoBackendB(b *testing.B) {
 func sampleIterators(b *testing.B) (train, test *datasets.DirectoryIterator) {
 	b.Helper()
 	dir := datasets.MustSampleDir()
-	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: bookBatch, ClassMode: datasets.Binary,
+	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: training.BookSchedule.Batch, ClassMode: datasets.Binary,
 		Seed: datasets.Seed(42), Out: io.Discard}
 	aug := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2, ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}
 	var err error
@@ -137,51 +132,45 @@ func freeMemory() {
 	debug.FreeOSMemory()
 }
 
-// benchOursBookWay is the book's way on the workbook's code, as finetune runs it: every step
-// draws 32 freshly augmented images, runs them through frozen VGG16 and updates the head. On
-// the pure-Go backend with AVX2 the base runs on the workbook's inference code and the head
-// alone trains in GoMLX (finetuneSplit); elsewhere the whole model runs in GoMLX.
+// benchOursBookWay is the book's way as finetune, notebook 04 and the grader run it
+// (training.FineTuning): every step draws 32 freshly augmented images, runs them through frozen
+// VGG16 and updates the head. On the pure-Go backend with AVX2 the base runs on the workbook's
+// engine and the head alone trains in GoMLX; elsewhere the whole model runs in GoMLX. Steps are
+// timed from one batch's end to the next's (the draw included).
 func benchOursBookWay(b *testing.B) {
 	steps := benchSteps(b)
-	ft, full := benchModel(b)
-	train, test := sampleIterators(b)
-	seq := training.NewSequenceGenerator(train, false)
-	defer seq.Close()
-	valSeq := training.NewSequenceGenerator(test, false)
-	defer valSeq.Close()
-	model, gen, valGen := full, training.Generator(seq), training.Generator(valSeq)
-	base := "GoMLX, whole model"
-	if be := ft.app.Backend(); !bookWayOnFullModel && baseOnInference(be, ft.model) {
-		extract, _, err := baseExtractor(be, ft)
-		if err != nil {
-			b.Fatal(err)
-		}
-		head, err := newHead(be, ft)
-		if err != nil {
-			b.Fatal(err)
-		}
-		model, gen, valGen = head, training.NewExtractGenerator(seq, extract), training.NewExtractGenerator(valSeq, extract)
-		base = "workbook inference code (" + gemm.KernelName() + "), head in GoMLX"
-	}
-	// Step times: full batches of 32 only (the sample's 80 images make a pass of 32, 32 and 16),
-	// after the first step (which compiles the training graph).
+	needGoBackendB(b)
 	var all, times []time.Duration
 	var cpus []float64
+	var val, valCPU float64
+	last, lastCPU := time.Now(), cpuSeconds()
+	f := training.Exercise803(training.Schedule{Epochs: 1, Steps: steps, ValSteps: 1, Batch: training.BookSchedule.Batch})
+	f.Weights, f.Data, f.Out = filepath.Join(reference.Dir(b), weights.VGG16), datasets.MustSampleDir(), io.Discard
+	f.Callbacks = []training.Callback{{
+		OnBatchEnd: func(_, batch int, _ map[string]float64) error {
+			d, c := time.Since(last), cpuSeconds()-lastCPU
+			all = append(all, d)
+			// Full batches of 32 only (the sample's 80 images make a pass of 32, 32 and 16),
+			// after the first step (which compiles the training graph).
+			if batch > 0 && batch%3 != 2 {
+				times, cpus = append(times, d), append(cpus, c)
+			}
+			last, lastCPU = time.Now(), cpuSeconds()
+			return nil
+		},
+		OnEpochEnd: func(int, map[string]float64) error { // the validation step (32 images, forward only)
+			val, valCPU = time.Since(last).Seconds(), cpuSeconds()-lastCPU
+			return nil
+		}}}
+	base := "GoMLX, whole model"
+	if be, err := backend.New(); err == nil && training.FrozenBaseOnEngine(be, "vgg16") {
+		base = "workbook engine (" + gemm.KernelName() + "), head in GoMLX"
+	}
 	b.ResetTimer()
-	for i := range steps {
-		t0, c0 := time.Now(), cpuSeconds()
-		x, y, err := gen.Next()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := model.TrainOnBatch(x, y); err != nil {
-			b.Fatal(err)
-		}
-		all = append(all, time.Since(t0))
-		if i > 0 && x.Shape[0] == bookBatch {
-			times = append(times, all[i])
-			cpus = append(cpus, cpuSeconds()-c0)
-		}
+	last, lastCPU = time.Now(), cpuSeconds()
+	t, err := f.Run()
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.StopTimer()
 	if len(times) == 0 {
@@ -189,49 +178,34 @@ func benchOursBookWay(b *testing.B) {
 	}
 	step := median(durations(times))
 	stepCPU := median(cpus)
-	// Two validation steps over the sample's 32 test images; the second is timed (the first
-	// compiles the inference graph).
-	var val, valCPU float64
-	var acc []float64
-	for range 2 {
-		t0, c0 := time.Now(), cpuSeconds()
-		r, err := model.Evaluate(valGen, 1, training.ValLossLastBatch)
-		if err != nil {
-			b.Fatal(err)
-		}
-		val, valCPU, acc = time.Since(t0).Seconds(), cpuSeconds()-c0, r
-	}
 	full64 := float64(fullTrainSteps)*step + float64(fullValSteps)*val
 	fullCPU := float64(fullTrainSteps)*stepCPU + float64(fullValSteps)*valCPU
-	b.Logf("ours, book's way (base: %s): steps %v; full batches after the first: %v, CPU %.1f s; validation step %.1f s (CPU %.1f s); full task ≈ %d × %.1f s + %d × %.1f s = %.1f h; CPU time %.1f h (/%d cores = %.1f h)",
+	b.Logf("ours, book's way (base: %s): steps %v; full batches after the first: %v, CPU %.1f s; validation step %.1f s (CPU %.1f s, graph compilation included); full task ≈ %d × %.1f s + %d × %.1f s = %.1f h; CPU time %.1f h (/%d cores = %.1f h)",
 		base, all, times, cpus, val, valCPU, fullTrainSteps, step, fullValSteps, val, hours(full64), hours(fullCPU), runtime.NumCPU(), hours(fullCPU)/float64(runtime.NumCPU()))
 	b.ReportMetric(step*1e9, "ns/op")
 	b.ReportMetric(step, "s/step")
 	b.ReportMetric(val, "s/val_step")
-	b.ReportMetric(val/bookBatch, "s/base_image")
 	b.ReportMetric(hours(full64), "h/full_task")
 	b.ReportMetric(stepCPU, "cpu_s/step")
-	b.ReportMetric(valCPU/bookBatch, "cpu_s/base_image")
 	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
-	b.ReportMetric(acc[1], "val_acc")
+	b.ReportMetric(t.History.Last("val_accuracy"), "val_acc")
 }
 
 // benchOursCached is the feature-cache path: the frozen base runs once per distinct image, the
 // head steps run on stored fc2 features. Its scaled run is the book's whole schedule for the
 // head (10 × 100 steps, 10 × 30 validation steps) on the sample's cached features.
 func benchOursCached(b *testing.B) {
-	ft, _ := benchModel(b)
+	ft := benchModel(b)
 	train, test := sampleIterators(b)
-	be := ft.app.Backend()
+	be := ft.App.Backend()
 	// The extractor finetune --cached-features uses: on the pure-Go backend, VGG16 on the
-	// workbook's own inference code.
-	extract, note, err := baseExtractor(be, ft)
+	// workbook's engine.
+	var note strings.Builder
+	extract, err := ft.FrozenBase(be, &note)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if note != "" {
-		b.Log(note)
-	}
+	b.Log(note.String())
 	// The one-time cost per image: a batch of 32 test images through the base, twice; the
 	// second is timed (the first compiles the graph, for GoMLX).
 	batch, err := test.Batch(0)
@@ -251,7 +225,7 @@ func benchOursCached(b *testing.B) {
 
 	// The head on cached features: the sample's features (computed once, then kept in the user
 	// cache folder under the stand-in weights' digest).
-	cache := &training.FeatureCache{Model: ft.featureID(), Weights: ft.weights.Digest, Extract: extract,
+	cache := &training.FeatureCache{Model: ft.FeatureID(), Weights: ft.Weights.Digest, Extract: extract,
 		TargetSize: [2]int{224, 224}, Preprocess: datasets.ImageDataGenerator{Rescale: 1. / 255}, Out: io.Discard}
 	b.StopTimer()
 	trainX, err := cache.Features(train.Filepaths())
@@ -262,17 +236,17 @@ func benchOursCached(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gTrain, err := training.NewFeatureGenerator([]*kernelext.Array{trainX}, training.Labels(train.Labels()), bookBatch, true, 1)
+	gTrain, err := training.NewFeatureGenerator([]*kernelext.Array{trainX}, training.Labels(train.Labels()), training.BookSchedule.Batch, true, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	gTest, err := training.NewFeatureGenerator([]*kernelext.Array{testX}, training.Labels(test.Labels()), bookBatch, true, 2)
+	gTest, err := training.NewFeatureGenerator([]*kernelext.Array{testX}, training.Labels(test.Labels()), training.BookSchedule.Batch, true, 2)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.New()
 	ctx.SetParam(context.ParamInitialSeed, int64(42))
-	head := training.MustNewModel(be, ctx, "sequential_1", training.Dense(ft.head, 1, "sigmoid"))
+	head := training.MustNewModel(be, ctx, "sequential_1", training.Dense(ft.Head, 1, "sigmoid"))
 	head.MustCompile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy)
 	// Compile the head's step first, then time the book's schedule.
 	if x, y, err := gTrain.Next(); err != nil {
@@ -282,8 +256,8 @@ func benchOursCached(b *testing.B) {
 	}
 	b.StartTimer()
 	t0, c0 := time.Now(), cpuSeconds()
-	hist, err := head.Fit(gTrain, training.FitOptions{Epochs: bookEpochs, StepsPerEpoch: bookSteps,
-		ValidationData: gTest, ValidationSteps: bookValSteps, Verbose: training.Silent, Out: io.Discard})
+	hist, err := head.Fit(gTrain, training.FitOptions{Epochs: training.BookSchedule.Epochs, StepsPerEpoch: training.BookSchedule.Steps,
+		ValidationData: gTest, ValidationSteps: training.BookSchedule.ValSteps, Verbose: training.Silent, Out: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -307,33 +281,7 @@ func benchOursCached(b *testing.B) {
 // benchPyTorch runs testdata/torch_finetune_bench.py (Debian's python3-torch, CPU, as many
 // threads as this process may use) on the same sample with the same scaled schedule.
 func benchPyTorch(b *testing.B) {
-	steps := benchSteps(b)
-	cmd := exec.Command(testenv.Python(b, "torch", "torchvision"), filepath.Join("testdata", "torch_finetune_bench.py"),
-		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
-		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
-	cmd.Stderr = os.Stderr
-	b.ResetTimer()
-	out, err := cmd.Output()
-	b.StopTimer()
-	if err != nil {
-		b.Fatalf("torch_finetune_bench.py: %v", err)
-	}
-	var r struct {
-		Torch     string    `json:"torch"`
-		Threads   int       `json:"threads"`
-		StepTimes []float64 `json:"step_times_s"`
-		Step      float64   `json:"train_step_s"`
-		Val       float64   `json:"val_step_s"`
-		Base      float64   `json:"base_per_image_s"`
-		ValAcc    float64   `json:"val_accuracy"`
-		StepCPU   float64   `json:"train_step_cpu_s"`
-		ValCPU    float64   `json:"val_step_cpu_s"`
-		BaseCPU   float64   `json:"base_per_image_cpu_s"`
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
-		b.Fatalf("torch_finetune_bench.py printed %q", out)
-	}
+	r := runTorchBench(b)
 	full64 := float64(fullTrainSteps)*r.Step + float64(fullValSteps)*r.Val
 	fullCPU := float64(fullTrainSteps)*r.StepCPU + float64(fullValSteps)*r.ValCPU
 	b.Logf("PyTorch %s (%d threads), book's way: steps %v s (CPU %.1f s each); validation step %.1f s (CPU %.1f s); full task ≈ %.1f h, CPU time %.1f h; cached-features equivalent ≈ %.1f h (CPU %.1f h)",
@@ -348,6 +296,44 @@ func benchPyTorch(b *testing.B) {
 	b.ReportMetric(r.BaseCPU, "cpu_s/base_image")
 	b.ReportMetric(hours(fullCPU), "cpu_h/full_task")
 	b.ReportMetric(r.ValAcc, "val_acc")
+}
+
+// torchResult is the JSON line testdata/torch_finetune_bench.py prints.
+type torchResult struct {
+	Torch     string    `json:"torch"`
+	Threads   int       `json:"threads"`
+	StepTimes []float64 `json:"step_times_s"`
+	Step      float64   `json:"train_step_s"`
+	Val       float64   `json:"val_step_s"`
+	Base      float64   `json:"base_per_image_s"`
+	ValAcc    float64   `json:"val_accuracy"`
+	StepCPU   float64   `json:"train_step_cpu_s"`
+	ValCPU    float64   `json:"val_step_cpu_s"`
+	BaseCPU   float64   `json:"base_per_image_cpu_s"`
+	PeakRSS   float64   `json:"peak_rss_mb"`
+}
+
+// runTorchBench runs testdata/torch_finetune_bench.py (Debian's python3-torch, CPU, as many
+// threads as this process may use) on the shipped sample with the scaled schedule.
+func runTorchBench(b *testing.B, extra ...string) torchResult {
+	b.Helper()
+	steps := benchSteps(b)
+	cmd := exec.Command(testenv.Python(b, "torch", "torchvision"), append([]string{filepath.Join("testdata", "torch_finetune_bench.py"),
+		"--data", datasets.MustSampleDir(), "--steps", strconv.Itoa(steps), "--val-steps", "1",
+		"--threads", strconv.Itoa(runtime.GOMAXPROCS(0))}, extra...)...)
+	cmd.Stderr = os.Stderr
+	b.ResetTimer()
+	out, err := cmd.Output()
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("torch_finetune_bench.py: %v", err)
+	}
+	var r torchResult
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
+		b.Fatalf("torch_finetune_bench.py printed %q", out)
+	}
+	return r
 }
 
 // cpuSeconds is the CPU time (user + system, all threads) this process has used: on a machine
@@ -375,4 +361,80 @@ func median(v []float64) float64 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// BenchmarkFinetuneStage2 measures a stage-2 training step (block 5 unfrozen, Adam(1e-5), batch
+// 32 at 224×224) ours and PyTorch's, and each process's peak resident memory during it:
+//
+//	go test -run '^$' -bench FinetuneStage2 -benchtime 1x -timeout 60m ./cmd/workbook
+//
+// Ours is training.FineTuning with one stage-2 epoch, as notebook 07 and `workbook finetune
+// --stage2-epochs` run it (blocks 1–4 on the engine where it runs, the layers above in GoMLX);
+// its steps are timed from one stage-2 batch's end to the next's, its peak memory is the
+// process's VmHWM, reset when stage 2 starts.
+func BenchmarkFinetuneStage2(b *testing.B) {
+	b.Run("pytorch", func(b *testing.B) {
+		r := runTorchBench(b, "--stage2")
+		b.Logf("PyTorch %s, stage 2: steps %v s, median %.1f s (CPU %.1f s); peak RSS %.0f MB", r.Torch, r.StepTimes, r.Step, r.StepCPU, r.PeakRSS)
+		b.ReportMetric(r.Step, "s/step")
+		b.ReportMetric(r.StepCPU, "cpu_s/step")
+		b.ReportMetric(r.PeakRSS, "peak_MB")
+	})
+	freeMemory()
+	b.Run("ours", func(b *testing.B) {
+		steps := benchSteps(b)
+		needGoBackendB(b)
+		f := training.Exercise803(training.Schedule{Epochs: 1, Steps: steps, ValSteps: 1, Batch: training.BookSchedule.Batch})
+		f.Weights, f.Data, f.Out = filepath.Join(reference.Dir(b), weights.VGG16), datasets.MustSampleDir(), io.Discard
+		f.Stage2Epochs, f.Unfreeze, f.LR2 = 1, "block5_", 1e-5
+		var times []time.Duration
+		var cpus []float64
+		last, lastCPU := time.Now(), cpuSeconds()
+		f.Callbacks = []training.Callback{{
+			OnBatchEnd: func(epoch, batch int, _ map[string]float64) error {
+				d, c := time.Since(last), cpuSeconds()-lastCPU
+				if epoch == 1 && batch > 0 && batch%3 != 2 { // stage 2, full batches after the first
+					times, cpus = append(times, d), append(cpus, c)
+				}
+				last, lastCPU = time.Now(), cpuSeconds()
+				return nil
+			},
+			OnEpochEnd: func(epoch int, _ map[string]float64) error {
+				if epoch == 0 { // stage 2 starts: its peak memory from here
+					_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+				}
+				last, lastCPU = time.Now(), cpuSeconds()
+				return nil
+			}}}
+		b.ResetTimer()
+		if _, err := f.Run(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if len(times) == 0 {
+			b.Fatal("no full stage-2 batch after the first: raise WORKBOOK_BENCH_STEPS")
+		}
+		peak := peakRSSMB()
+		b.Logf("ours, stage 2: full batches after the first %v, CPU %.1f s; peak RSS %.0f MB", times, cpus, peak)
+		b.ReportMetric(median(durations(times)), "s/step")
+		b.ReportMetric(median(cpus), "cpu_s/step")
+		b.ReportMetric(peak, "peak_MB")
+	})
+}
+
+// peakRSSMB is this process's peak resident memory (VmHWM) in MB.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return math.NaN()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return math.NaN()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/transfer-learning-go/workbook/internal/reference"
 	"github.com/transfer-learning-go/workbook/internal/testenv"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
+	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
 )
@@ -105,7 +106,7 @@ func TestFinetuneBadInput(t *testing.T) {
 		{"different validation classes", makeData(t, with(map[string]int{"test_set/flowers": 2}, "test_set/flower")), nil, 1,
 			[]string{"classes differ", `only in the first: ["flower"]`, `only in the second: ["flowers"]`}},
 		{"batch larger than the data", makeData(t, good), []string{"--batch", "5"}, 1,
-			[]string{"--batch 5 is larger than the 4 images in", "test_set"}},
+			[]string{"batch size 5 is larger than the 4 images in", "test_set"}},
 		{"unreadable image", broken, nil, 1,
 			[]string{"1 unreadable image(s)", "zz_truncated.jpg"}},
 		{"no test_set", noTest, nil, 1, []string{"has no test_set folder"}},
@@ -127,25 +128,6 @@ func TestFinetuneBadInput(t *testing.T) {
 				t.Error("a model was built before the data was checked")
 			}
 		})
-	}
-}
-
-func TestScheduleDraws(t *testing.T) {
-	for _, c := range []struct{ n, batch, batches, draws, distinct int }{
-		// The book's schedule on the full data set: 10×100 training batches over 10,764 images
-		// (337 batches per pass, the last of 12 images), 10×30 validation batches over 2,674.
-		{10764, 32, 1000, 2*10764 + 326*32, 10764},
-		{2674, 32, 300, 3*2674 + 48*32, 2674},
-		// Within the first pass every image is new.
-		{10764, 32, 100, 3200, 3200},
-		// The sample: 80 images are 3 batches (32, 32, 16) per pass.
-		{80, 32, 2, 64, 64},
-		{80, 32, 4, 80 + 32, 80},
-	} {
-		d, u := scheduleDraws(c.n, c.batch, c.batches)
-		if d != c.draws || u != c.distinct {
-			t.Errorf("scheduleDraws(%d, %d, %d) = %d, %d; want %d, %d", c.n, c.batch, c.batches, d, u, c.draws, c.distinct)
-		}
 	}
 }
 
@@ -206,7 +188,7 @@ func bookWayPaths(t *testing.T) []bookWayPath {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if baseOnInference(b, "vgg16") {
+	if training.FrozenBaseOnEngine(b, "vgg16") {
 		paths = append(paths, bookWayPath{"base on the inference code", true})
 	} else {
 		t.Logf("the base runs in GoMLX here (backend %s, gemm kernel %s): only the whole-model path is tested", backend.Describe(b), gemm.KernelName())
@@ -215,8 +197,8 @@ func bookWayPaths(t *testing.T) []bookWayPath {
 }
 
 func (p bookWayPath) use(t *testing.T) {
-	bookWayOnFullModel = !p.split
-	t.Cleanup(func() { bookWayOnFullModel = false })
+	finetuneTestHook = func(f *training.FineTuning) { f.BaseInGoMLX = !p.split }
+	t.Cleanup(func() { finetuneTestHook = nil })
 }
 
 // stage1File is the file stage 1 checkpoints to: the whole model, or the head alone.
@@ -268,12 +250,12 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft, err := buildFinetuneModel(b, "vgg16", "none", 32, 42)
+	ft, err := training.NewFineTuneModel(b, "vgg16", "none", 32, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
 	initial := filepath.Join(t.TempDir(), "initial.ckpt")
-	m, err := training.NewModel(b, ft.app.Context(), "initial", ft.app.Apply)
+	m, err := training.NewModel(b, ft.App.Context(), "initial", ft.App.Apply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +271,7 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 	for name, w0 := range v0 {
 		w1, w2 := v1[name], v2[name]
 		layer := strings.Split(strings.TrimPrefix(name, "/"), "/")[0]
-		base := layer != ft.head
+		base := layer != ft.Head
 		switch {
 		case w2 == nil:
 			t.Errorf("%s missing from the stage 2 checkpoint", name)
@@ -319,7 +301,7 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 			if !bytes.Equal(w0, w1) || !bytes.Equal(w1, w2) {
 				t.Errorf("%s changed (frozen in both stages)", name)
 			}
-		case layer == ft.head:
+		case layer == ft.Head:
 			checked["head"]++
 			if bytes.Equal(w0, w1) || bytes.Equal(w1, w2) {
 				t.Errorf("%s did not change in both stages", name)
@@ -345,14 +327,16 @@ func TestFinetuneResume(t *testing.T) {
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	crash := errors.New("simulated crash")
-	finetuneEpochHook = func(stage string, epoch int) error {
-		if stage == "stage1" && epoch == 1 {
-			return crash
+	finetuneTestHook = func(f *training.FineTuning) {
+		f.OnEpochEnd = func(stage string, epoch int) error {
+			if stage == "stage1" && epoch == 1 {
+				return crash
+			}
+			return nil
 		}
-		return nil
 	}
 	code, out, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--out", "")...)
-	finetuneEpochHook = nil
+	finetuneTestHook = nil
 	if code != 1 || !strings.Contains(errOut, "simulated crash") {
 		t.Fatalf("interrupted run: status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -377,9 +361,9 @@ func TestFinetuneResume(t *testing.T) {
 	// Nor where the other path would train stage 1 (another backend): its checkpoint is of
 	// another kind.
 	if path.split {
-		bookWayOnFullModel = true
+		finetuneTestHook = func(f *training.FineTuning) { f.BaseInGoMLX = true }
 		code, _, errOut := runCLI(t, tinyRun(data, "--epochs", "3", "--checkpoint-dir", dir, "--resume", "--out", "")...)
-		bookWayOnFullModel = false
+		finetuneTestHook = nil
 		if code != 1 || !strings.Contains(errOut, "holds stage1-head.ckpt (the head alone, trained apart from the frozen base), but this run checkpoints stage1.ckpt") {
 			t.Errorf("resume on the whole-model path: status %d, stderr %q", code, errOut)
 		}
@@ -408,7 +392,7 @@ func TestFinetuneResume(t *testing.T) {
 func TestFinetuneCachedFeatures(t *testing.T) {
 	needGoBackend(t)
 	t.Setenv("WORKBOOK_CACHE", "")
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the feature cache's default folder
+	t.Setenv(nbcache.EnvDir, t.TempDir()) // the feature cache lives in the workbook cache folder
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
 	dir := t.TempDir()
 	model := filepath.Join(dir, "model.ckpt")
@@ -448,17 +432,18 @@ func TestFinetuneUnfreezeChecked(t *testing.T) {
 	needGoBackend(t)
 	data := makeData(t, map[string]int{"training_set/car": 2, "training_set/flower": 2, "test_set/car": 2, "test_set/flower": 2})
 	code, out, errOut := runCLI(t, tinyRun(data, "--batch", "2", "--stage2-epochs", "1", "--unfreeze", "block9_", "--out", "")...)
-	if code != 2 || !strings.Contains(errOut, `--unfreeze "block9_" selects no layer of sequential_1's base (its layers run from input_1 to block5_pool)`) ||
+	if code != 1 || !strings.Contains(errOut, `--unfreeze "block9_" selects no layer of sequential_1's base (its layers run from input_1 to block5_pool)`) ||
 		strings.Contains(out, "Epoch 1/") {
 		t.Errorf("status %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
 
-// TestFinetuneSplitMatchesWholeModel runs the book's way twice on the shipped sample with the
-// seeded stand-in VGG16 weights (internal/reference): the whole model in GoMLX, and the frozen
-// base on the workbook's inference code with the head alone in GoMLX. Same generators, same
-// draws, same initial head: the histories, the trained head and the optimizer state agree to
-// float32 rounding, and the base is the same bits. 64×64 inputs (include_top=False + Flatten,
+// TestFinetuneSplitMatchesWholeModel runs the book's way and one epoch of stage 2 twice on the
+// shipped sample with the seeded stand-in VGG16 weights (internal/reference): the whole model in
+// GoMLX, and the frozen layers on the workbook's engine with the rest in GoMLX (the head alone in
+// stage 1, block 5 and the head in stage 2). Same generators, same draws, same initial head: the
+// histories, the trained weights and the optimizer state agree to float32 rounding, and blocks
+// 1–4 are the same bits. 64×64 inputs (include_top=False + Flatten,
 // 2048 features) keep the whole-model run, VGG16 forward on GoMLX's pure-Go backend, to
 // seconds.
 func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
@@ -477,16 +462,24 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 		path.use(t)
 		dir := t.TempDir()
 		code, out, errOut := runCLI(t, "finetune", "--data", datasets.MustSampleDir(), "--weights", w, "--size", "64",
-			"--batch", "4", "--epochs", "2", "--steps", "2", "--val-steps", "1", "--line-every", "0",
+			"--batch", "4", "--epochs", "2", "--steps", "2", "--val-steps", "1", "--line-every", "0", "--stage2-epochs", "1",
 			"--checkpoint-dir", dir, "--out", filepath.Join(dir, "model.ckpt"))
 		if code != 0 {
 			t.Fatalf("%s: status %d\nstdout:\n%s\nstderr:\n%s", path.name, code, out, errOut)
 		}
-		info, err := training.ReadCheckpointInfo(filepath.Join(dir, path.stage1File()))
-		if err != nil {
-			t.Fatal(err)
+		// Both stages' epochs, stage 1's checkpoint then stage 2's.
+		hist := &training.History{Value: map[string][]float64{}}
+		for _, f := range []string{path.stage1File(), "stage2.ckpt"} {
+			info, err := training.ReadCheckpointInfo(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hist.Epoch, hist.Names = append(hist.Epoch, info.History.Epoch...), info.History.Names
+			for _, n := range info.History.Names {
+				hist.Value[n] = append(hist.Value[n], info.History.Value[n]...)
+			}
 		}
-		results[i] = result{out, info.History, variables(t, filepath.Join(dir, "model.ckpt"))}
+		results[i] = result{out, hist, variables(t, filepath.Join(dir, "model.ckpt"))}
 	}
 	whole, split := results[0], results[1]
 	t.Logf("whole model:\n%s\nsplit:\n%s", whole.hist, split.hist)
@@ -500,7 +493,7 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 		t.Errorf("stage 1 lines differ:\n%s\n%s", stage1(whole.out), stage1(split.out))
 	}
 
-	if strings.Join(whole.hist.Names, ",") != strings.Join(split.hist.Names, ",") || len(whole.hist.Epoch) != 2 || len(split.hist.Epoch) != 2 {
+	if strings.Join(whole.hist.Names, ",") != strings.Join(split.hist.Names, ",") || len(whole.hist.Epoch) != 3 || len(split.hist.Epoch) != 3 {
 		t.Fatalf("histories differ in shape:\n%s\n%s", whole.hist, split.hist)
 	}
 	histDiff := 0.0
@@ -520,11 +513,11 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft, err := buildFinetuneModel(b, "vgg16", w, 64, 42)
+	ft, err := training.NewFineTuneModel(b, "vgg16", w, 64, 42)
 	if err != nil {
 		t.Fatal(err)
 	}
-	head0, err := ft.app.Context().InspectVariable("/"+ft.head, "kernel").Value()
+	head0, err := ft.App.Context().InspectVariable("/"+ft.Head, "kernel").Value()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +534,7 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 		switch {
 		case c == nil:
 			t.Errorf("%s missing from the split run's model", name)
-		case strings.HasPrefix(name, "/block"):
+		case strings.HasPrefix(name, "/block") && !strings.HasPrefix(name, "/block5_"):
 			if !bytes.Equal(a, c) {
 				t.Errorf("%s differs", name)
 			}
@@ -562,13 +555,14 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 			compared++
 		}
 	}
-	// dense_1 kernel and bias, Adam's two moments of each.
-	if compared != 6 {
+	// dense_1 kernel and bias and block 5's three convolutions' (trained in stage 2), Adam's two
+	// moments of each.
+	if compared != 24 {
 		t.Errorf("%d head and optimizer variables compared, want 6", compared)
 	}
 	// Not a vacuous agreement: the head moved away from where both runs started.
 	moved := 0.0
-	for i, v := range float32s(whole.vars["/"+ft.head+"/kernel"]) {
+	for i, v := range float32s(whole.vars["/"+ft.Head+"/kernel"]) {
 		moved = max(moved, math.Abs(float64(v-initial[i])))
 	}
 	if moved < 1e-3 {

@@ -7,54 +7,22 @@ import (
 	"io"
 	"math"
 	"path/filepath"
-	"strconv"
 
 	"github.com/transfer-learning-go/workbook/datasets"
 	"github.com/transfer-learning-go/workbook/kernelext"
-	"github.com/transfer-learning-go/workbook/kernelext/applications"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/kernelext/training"
 	"github.com/transfer-learning-go/workbook/weights"
 )
 
-// Schedule is a fine-tuning run's length, the knobs Exercise 8.03's notebook reads from the
-// environment (WORKBOOK_EPOCHS, WORKBOOK_STEPS, WORKBOOK_VAL_STEPS, WORKBOOK_BATCH).
-type Schedule struct {
-	Epochs, Steps, ValSteps, Batch int
-}
+// Schedule is a fine-tuning run's length; Exercise 8.03 is defined once, in training.
+type Schedule = training.Schedule
 
-// The book's schedule (fit_generator(steps_per_epoch=100, epochs=10, validation_steps=30),
-// batch_size=32) and the notebook's WORKBOOK_QUICK=1 one, which only checks that every cell runs.
+// The book's schedule and the notebook's WORKBOOK_QUICK=1 one.
 var (
-	BookSchedule  = Schedule{Epochs: 10, Steps: 100, ValSteps: 30, Batch: 32}
-	QuickSchedule = Schedule{Epochs: 1, Steps: 2, ValSteps: 1, Batch: 2}
+	BookSchedule  = training.BookSchedule
+	QuickSchedule = training.QuickSchedule
 )
-
-func (s Schedule) String() string {
-	return fmt.Sprintf("epochs=%d steps_per_epoch=%d validation_steps=%d batch_size=%d", s.Epochs, s.Steps, s.ValSteps, s.Batch)
-}
-
-// Validate rejects non-positive values.
-func (s Schedule) Validate() error {
-	if s.Epochs < 1 || s.Steps < 1 || s.ValSteps < 1 || s.Batch < 1 {
-		return fmt.Errorf("grade: schedule %s: every value must be at least 1", s)
-	}
-	return nil
-}
-
-// Env is the environment that makes the notebook run this schedule on data (empty data: the
-// notebook's default, the shipped sample). A value set explicitly wins over WORKBOOK_QUICK in
-// the notebook, so the submission runs exactly this schedule.
-func (s Schedule) Env(data string) []string {
-	env := []string{
-		"WORKBOOK_EPOCHS=" + strconv.Itoa(s.Epochs), "WORKBOOK_STEPS=" + strconv.Itoa(s.Steps),
-		"WORKBOOK_VAL_STEPS=" + strconv.Itoa(s.ValSteps), "WORKBOOK_BATCH=" + strconv.Itoa(s.Batch),
-	}
-	if data != "" {
-		env = append(env, "WORKBOOK_DATA="+data)
-	}
-	return env
-}
 
 // Full data set sizes (the book's Dataset folder), for deciding whether the book's numbers apply.
 const (
@@ -120,83 +88,38 @@ func ComputeFinetuneReference(ctx context.Context, s *Spec, opt FinetuneOptions)
 		src = &fetched
 	}
 	ref.Weights = *src
-	b, err := backend.New()
-	if err != nil {
-		return fail(err)
-	}
-	ref.Backend = backend.Describe(b)
-	vgg, err := applications.New(s.Model, applications.Until("fc2"), applications.WithSeed(42),
-		applications.WithBackend(b), applications.WithWeights(src.Path))
-	if err != nil {
-		return fail(err)
-	}
-	vgg.AsSequential("sequential_1")
-	if err := vgg.SetTrainable(false); err != nil {
-		return fail(err)
-	}
-	if _, err := vgg.AddDense("", 1, "sigmoid"); err != nil {
-		return fail(err)
-	}
-	classifier, err := training.NewModel(b, vgg.Context(), "sequential_1", vgg.Apply)
-	if err != nil {
-		return fail(err)
-	}
-	if err := classifier.Compile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy); err != nil {
-		return fail(err)
-	}
 	log := opt.Log
 	if log == nil {
 		log = io.Discard
 	}
-	flow := datasets.FlowOptions{TargetSize: [2]int{224, 224}, BatchSize: opt.Schedule.Batch, ClassMode: datasets.Binary,
-		Seed: datasets.Seed(42), Out: log}
-	train, err := datasets.ImageDataGenerator{Rescale: 1. / 255, ShearRange: 0.2, ZoomRange: datasets.Zoom(0.2), HorizontalFlip: true}.
-		FlowFromDirectory(filepath.Join(data, "training_set"), flow)
-	if err != nil {
-		return fail(err)
-	}
-	defer train.Close()
-	test, err := datasets.ImageDataGenerator{Rescale: 1. / 255}.FlowFromDirectory(filepath.Join(data, "test_set"), flow)
-	if err != nil {
-		return fail(err)
-	}
-	defer test.Close()
-	if err := datasets.CheckSameClasses(train, test); err != nil {
-		return fail(err)
-	}
-	if err := train.CheckBinary(); err != nil {
-		return fail(err)
-	}
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	sc := opt.Schedule
-	ref.History, err = classifier.Fit(training.NewSequenceGenerator(train, false), training.FitOptions{
-		Epochs: sc.Epochs, StepsPerEpoch: sc.Steps,
-		ValidationData: training.NewSequenceGenerator(test, false), ValidationSteps: sc.ValSteps,
-		Display: training.DisplayLines, LineEvery: max(1, sc.Steps/4), Out: log})
+	// The run the solved notebook makes (training.Exercise803), as fast as the command's.
+	f := training.Exercise803(opt.Schedule)
+	f.Weights, f.Data, f.Out = src.Path, data, log
+	f.Display, f.LineEvery = training.DisplayLines, max(1, opt.Schedule.Steps/4)
+	run, err := f.Run()
 	if err != nil {
 		return fail(err)
 	}
-	if ref.Result, err = classifier.Predict(ref.Raw); err != nil {
+	if b, err := backend.New(); err == nil {
+		ref.Backend = backend.Describe(b)
+	}
+	ref.History = run.History
+	if ref.Result, err = run.Model.Predict(ref.Raw); err != nil {
 		return fail(err)
 	}
 	if len(ref.Result.Data) != 1 {
 		return fail(fmt.Errorf("the classifier's output has shape %s; want (1, 1)", kernelext.TupleString(ref.Result.Shape)))
 	}
 	ref.Prediction = BookDecision(ref.Result.Data[0])
-	ref.BookNote = ref.compareWithBook(train.Samples(), test.Samples())
+	ref.BookNote = ref.compareWithBook(run.TrainSamples, run.TestSamples)
 	return ref, nil
 }
 
-// BookDecision is Exercise 8.03's step 11: `if result[0][0] == 1: 'It is a flower' else 'It is a
-// car'` — exactly 1, not a threshold.
-func BookDecision(result float32) string {
-	if result == 1 {
-		return "It is a flower"
-	}
-	return "It is a car"
-}
+// BookDecision is Exercise 8.03's step 11 (training.BookDecision).
+func BookDecision(result float32) string { return training.BookDecision(result) }
 
 // compareWithBook describes how a book-identical run compares with the book's printed numbers
 // ("" when the run is not the book's: other weights, data or schedule).

@@ -16,9 +16,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 )
 
 const (
@@ -106,33 +107,15 @@ func pythonTuple(shape []int) string {
 // WriteFile writes the array to path atomically: the data goes to a temporary file in the same
 // directory which is renamed over path only once it is complete, so a reader never sees a
 // half-written file.
-func WriteFile(path string, shape []int, data []float32) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("npy: write %q: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+func WriteFile(path string, shape []int, data []float32) error {
+	err := atomicfile.Write(path, func(f atomicfile.File) error {
+		if err := Write(f, shape, data); err != nil {
+			return stripPrefix(err)
 		}
-	}()
-	if err = Write(f, shape, data); err != nil {
-		return fmt.Errorf("npy: write %q: %w", path, stripPrefix(err))
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("npy: write %q: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("npy: write %q: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("npy: write %q: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("npy: %w", err)
 	}
 	return nil
 }

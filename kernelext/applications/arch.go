@@ -3,6 +3,8 @@ package applications
 import (
 	"fmt"
 	"strings"
+
+	"github.com/transfer-learning-go/workbook/kernelext/layers"
 )
 
 // None marks a dimension Keras prints as None: the batch, or a spatial size left open
@@ -421,10 +423,8 @@ func (a *Architecture) AddDense(name string, units int, activation string) (stri
 		return "", fmt.Errorf("applications: %s: Dense needs a flat input, the output is %s (add Flatten or pooling first)",
 			a.Name, PythonTuple(append([]int{None}, out...)))
 	}
-	switch activation {
-	case "relu", "sigmoid", "softmax", "linear", "":
-	default:
-		return "", fmt.Errorf("applications: unknown activation %q", activation)
+	if err := layers.CheckActivation(activation); err != nil {
+		return "", fmt.Errorf("applications: %w", err)
 	}
 	if units < 1 {
 		return "", fmt.Errorf("applications: Dense needs at least 1 unit, got %d", units)

@@ -49,6 +49,7 @@ type Builder struct {
 	trainable    *bool
 	trainFrom    string
 	until        string
+	from         string
 	stopGradient bool
 	bnMode       BatchNormMode
 	seed         int64
@@ -105,6 +106,14 @@ func (b *Builder) TrainableFrom(layer string) *Builder {
 // "predictions" layer.
 func (b *Builder) Until(layer string) *Builder {
 	b.until = layer
+	return b
+}
+
+// From makes x the output of the named layer rather than the model's input: the graph computes
+// the layers after it only (x has that layer's output shape). Fine-tuning uses it to train the
+// top of a network on the features another engine computed for its frozen bottom.
+func (b *Builder) From(layer string) *Builder {
+	b.from = layer
 	return b
 }
 
@@ -190,9 +199,22 @@ func (b *Builder) Done() *Node {
 	if dt != dtypes.Float32 && dt != dtypes.Float64 {
 		panicf("applications: %s input must be float32 (or float64), got %s", arch.Name, dt)
 	}
-	in := arch.InputShape()
-	dims := x.Shape().Dimensions
-	if x.Rank() != 4 || dims[3] != 3 || (in[0] != None && dims[1] != in[0]) || (in[1] != None && dims[2] != in[1]) {
+	start := 0 // the index of the layer whose output x is
+	if b.from != "" {
+		if start = arch.index(b.from); start < 0 {
+			panicf("applications: %s has no layer %q to start from", arch.Name, b.from)
+		}
+		want := arch.Layers[start].OutputShape
+		dims := x.Shape().Dimensions
+		ok := x.Rank() == len(want)+1
+		for i := 0; ok && i < len(want); i++ {
+			ok = want[i] == None || dims[i+1] == want[i]
+		}
+		if !ok {
+			panicf("applications: %s from %s expects input (batch, %v), got %s", arch.Name, b.from, want, x.Shape())
+		}
+	} else if in, dims := arch.InputShape(), x.Shape().Dimensions; x.Rank() != 4 || dims[3] != 3 ||
+		(in[0] != None && dims[1] != in[0]) || (in[1] != None && dims[2] != in[1]) {
 		panicf("applications: %s expects input (batch, %s, %s, 3), got %s", arch.Name,
 			dimString(in[0]), dimString(in[1]), x.Shape())
 	}
@@ -212,7 +234,14 @@ func (b *Builder) Done() *Node {
 	outputs := map[string]*Node{}
 	trainableUp := map[string]bool{}
 	training := b.ctx.IsTraining(g)
-	for _, l := range arch.Layers {
+	for i, l := range arch.Layers {
+		if i < start {
+			continue
+		}
+		if i == start && b.from != "" {
+			outputs[l.Name] = x // computed elsewhere: no gradient flows into it
+			continue
+		}
 		ins := make([]*Node, len(l.Inbound))
 		up := l.TrainableParams() > 0
 		for i, name := range l.Inbound {
@@ -337,20 +366,7 @@ func (b *Builder) batchNorm(l *Layer, x *Node, training bool) *Node {
 	return y
 }
 
-func activation(x *Node, name string) *Node {
-	switch name {
-	case "relu":
-		return Max(x, ZerosLike(x))
-	case "softmax":
-		return Softmax(x, -1)
-	case "sigmoid":
-		return Sigmoid(x)
-	case "", "linear":
-		return x
-	}
-	panicf("applications: unknown activation %q", name)
-	return nil
-}
+func activation(x *Node, name string) *Node { return layers.Activation(x, name) }
 
 // ensureVariables creates the missing variables of arch in ctx with Keras' initial values,
 // checks the shapes of existing ones, and marks each variable trainable as its layer and

@@ -3,6 +3,8 @@ package applications
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/transfer-learning-go/workbook/kernelext/layers"
 )
 
 // initialValue returns the value Keras 2.3 gives a weight when a model is created with
@@ -31,10 +33,7 @@ func initialValue(l *Layer, w Weight, rng *rand.Rand) []float32 {
 				data[i] = float32(v * std)
 			}
 		default: // glorot_uniform, Keras' default kernel initializer.
-			limit := math.Sqrt(6 / float64(fanIn+fanOut))
-			for i := range data {
-				data[i] = float32((2*rng.Float64() - 1) * limit)
-			}
+			data = layers.GlorotUniform(rng, len(data), fanIn, fanOut)
 		}
 	}
 	return data

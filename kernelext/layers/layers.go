@@ -24,6 +24,10 @@
 package layers
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 )
 
@@ -132,4 +136,41 @@ func GlobalMaxPool2D(x *Node) *Node { return ReduceMax(x, 1, 2) }
 // rows follow in the Keras checkpoints.
 func Flatten(x *Node) *Node {
 	return Reshape(x, x.Shape().Dimensions[0], -1)
+}
+
+// Activation computes Keras' activation of that name: "" or "linear" (identity), "relu",
+// "sigmoid" (GoMLX's Logistic op, which a binary cross-entropy loss recognises to compute from
+// the logits) or "softmax" (over the last axis). CheckActivation tells a name it knows.
+func Activation(x *Node, name string) *Node {
+	switch name {
+	case "", "linear":
+		return x
+	case "relu":
+		return Max(x, ZerosLike(x))
+	case "sigmoid":
+		return Sigmoid(x)
+	case "softmax":
+		return Softmax(x, -1)
+	}
+	panic(CheckActivation(name))
+}
+
+// CheckActivation returns nil for the names Activation computes, an error naming the others.
+func CheckActivation(name string) error {
+	switch name {
+	case "", "linear", "relu", "sigmoid", "softmax":
+		return nil
+	}
+	return fmt.Errorf("layers: unknown activation %q (want relu, sigmoid, softmax or linear)", name)
+}
+
+// GlorotUniform draws a kernel as Keras' default initializer does: uniform in ±√(6/(fanIn+fanOut)).
+// It draws in Go, not in a graph, so creating a large layer compiles nothing.
+func GlorotUniform(rng *rand.Rand, n, fanIn, fanOut int) []float32 {
+	limit := math.Sqrt(6 / float64(fanIn+fanOut))
+	data := make([]float32, n)
+	for i := range data {
+		data[i] = float32((2*rng.Float64() - 1) * limit)
+	}
+	return data
 }

@@ -16,7 +16,8 @@
 // Entries live in Dir(): $WORKBOOK_CACHE_DIR if set, otherwise the user cache folder
 // (${XDG_CACHE_HOME:-~/.cache}/transfer-learning-go/nbcache on Linux). WORKBOOK_CACHE=off turns
 // the cache off (every call computes, nothing is read or written) — graders use it to force fresh
-// results. Clear (or `workbook cache clear`) deletes every entry; Remove deletes one.
+// results. Clear (or `workbook cache clear`) deletes every entry and every Subdir (the feature
+// cache of kernelext/training, fine-tuning runs); Remove deletes one entry.
 //
 // Values are stored with encoding/gob, except []float32, which is written as raw little-endian
 // floats and read back with one copy (a VGG16-sized array, 138M floats, in well under a second;
@@ -43,6 +44,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 )
 
 // Environment variables that control the cache.
@@ -119,8 +122,19 @@ func Remove(key string) error {
 	return nil
 }
 
-// Clear deletes every entry (and any leftover temporary file) in Dir. It returns how many files it
-// removed and how many bytes they held.
+// Subdir is Dir()/name (not created): the folder of a store with a file layout of its own —
+// the feature cache, fine-tuning runs — kept in the cache folder so that List shows it and Clear
+// deletes it with the entries.
+func Subdir(name string) (string, error) {
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
+}
+
+// Clear deletes every entry, any leftover temporary file, and every Subdir. It returns how many
+// files it removed and how many bytes they held.
 func Clear() (files int, bytes int64, err error) {
 	dir, err := Dir()
 	if err != nil {
@@ -135,7 +149,15 @@ func Clear() (files int, bytes int64, err error) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(n, entrySuffix) || strings.HasPrefix(n, tmpPrefix)) {
+		if e.IsDir() {
+			f, b := folderSize(filepath.Join(dir, n))
+			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return files, bytes, fmt.Errorf("nbcache: %v", err)
+			}
+			files, bytes = files+f, bytes+b
+			continue
+		}
+		if !(strings.HasSuffix(n, entrySuffix) || isTemp(n)) {
 			continue
 		}
 		info, _ := e.Info()
@@ -148,6 +170,19 @@ func Clear() (files int, bytes int64, err error) {
 		}
 	}
 	return files, bytes, nil
+}
+
+// folderSize counts the files under dir and their bytes.
+func folderSize(dir string) (files int, bytes int64) {
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				files, bytes = files+1, bytes+info.Size()
+			}
+		}
+		return nil
+	})
+	return files, bytes
 }
 
 // Entry describes a stored value.
@@ -174,7 +209,18 @@ func List() ([]Entry, error) {
 	}
 	var out []Entry
 	for _, de := range des {
-		if de.IsDir() || !strings.HasSuffix(de.Name(), entrySuffix) {
+		if de.IsDir() { // a Subdir: one line for the whole folder
+			path := filepath.Join(dir, de.Name())
+			n, size := folderSize(path)
+			info, _ := de.Info()
+			e := Entry{Key: de.Name() + "/", Type: fmt.Sprintf("folder, %d files", n), Size: size, Path: path}
+			if info != nil {
+				e.ModTime = info.ModTime()
+			}
+			out = append(out, e)
+			continue
+		}
+		if !strings.HasSuffix(de.Name(), entrySuffix) {
 			continue
 		}
 		path := filepath.Join(dir, de.Name())
@@ -285,13 +331,15 @@ func Float32sFrom(b []byte, n int) ([]float32, []byte, error) {
 const (
 	magic       = "WBCACHE1"
 	entrySuffix = ".bin"
-	tmpPrefix   = ".tmp-"
 
 	codecGob      byte = 0
 	codecFloat32s byte = 1
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// isTemp reports whether name is an atomicfile temporary file a crash left behind.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }
 
 var nativeLittleEndian = func() bool {
 	x := uint16(1)
@@ -405,64 +453,54 @@ func read[T any](path, key, typ string) (v T, found bool, err error) {
 	return v, true, nil
 }
 
-// write stores v atomically: temporary file in the same folder, then rename.
-func write[T any](path, key, typ string, v T) (err error) {
+// write stores v atomically (atomicfile): a reader never sees half an entry.
+func write[T any](path, key, typ string, v T) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("nbcache: %v", err)
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("nbcache: %v", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("nbcache: store key %q in %s: %w", key, dir, err)
+	err := atomicfile.Write(path, func(f atomicfile.File) error {
+		var hdr []byte
+		hdr = append(hdr, magic...)
+		hdr = binary.AppendUvarint(hdr, uint64(len(key)))
+		hdr = append(hdr, key...)
+		hdr = binary.AppendUvarint(hdr, uint64(len(typ)))
+		hdr = append(hdr, typ...)
+		codec := codecGob
+		floats, isFloats := any(v).([]float32)
+		if isFloats {
+			codec = codecFloat32s
 		}
-	}()
-	var hdr []byte
-	hdr = append(hdr, magic...)
-	hdr = binary.AppendUvarint(hdr, uint64(len(key)))
-	hdr = append(hdr, key...)
-	hdr = binary.AppendUvarint(hdr, uint64(len(typ)))
-	hdr = append(hdr, typ...)
-	codec := codecGob
-	floats, isFloats := any(v).([]float32)
-	if isFloats {
-		codec = codecFloat32s
-	}
-	hdr = append(hdr, codec)
-	fixedAt := int64(len(hdr))
-	hdr = append(hdr, make([]byte, 8+4)...) // payload length and CRC, patched below
-	if _, err := f.Write(hdr); err != nil {
+		hdr = append(hdr, codec)
+		fixedAt := int64(len(hdr))
+		hdr = append(hdr, make([]byte, 8+4)...) // payload length and CRC, patched below
+		if _, err := f.Write(hdr); err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		crc := crc32.New(crcTable)
+		cw := &countWriter{w: io.MultiWriter(bw, crc)}
+		if isFloats {
+			writeFloat32s(cw, floats)
+		} else if err := gob.NewEncoder(cw).Encode(v); err != nil {
+			return fmt.Errorf("gob: %v", err)
+		}
+		if cw.err != nil {
+			return cw.err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		var fixed [12]byte
+		binary.LittleEndian.PutUint64(fixed[:8], uint64(cw.n))
+		binary.LittleEndian.PutUint32(fixed[8:], crc.Sum32())
+		_, err := f.WriteAt(fixed[:], fixedAt)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("nbcache: store key %q: %w", key, err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	crc := crc32.New(crcTable)
-	cw := &countWriter{w: io.MultiWriter(bw, crc)}
-	if isFloats {
-		writeFloat32s(cw, floats)
-	} else if err := gob.NewEncoder(cw).Encode(v); err != nil {
-		return fmt.Errorf("gob: %v", err)
-	}
-	if cw.err != nil {
-		return cw.err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	var fixed [12]byte
-	binary.LittleEndian.PutUint64(fixed[:8], uint64(cw.n))
-	binary.LittleEndian.PutUint32(fixed[8:], crc.Sum32())
-	if _, err := f.WriteAt(fixed[:], fixedAt); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 type countWriter struct {

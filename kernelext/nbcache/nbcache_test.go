@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,7 +161,7 @@ func TestListRemoveClearAndNoTempLeftovers(t *testing.T) {
 	if entries[0].Size < 4000 {
 		t.Errorf("entry of 1000 floats is %d bytes", entries[0].Size)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*"))
+	files, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
 	if len(files) != 0 {
 		t.Errorf("temporary files left: %v", files)
 	}
@@ -170,9 +171,28 @@ func TestListRemoveClearAndNoTempLeftovers(t *testing.T) {
 	if entries, _ := List(); len(entries) != 1 {
 		t.Fatalf("after Remove: %+v", entries)
 	}
+	// A Subdir (the feature cache, fine-tuning runs) is listed as one folder and cleared too.
+	sub, err := Subdir("features")
+	if err != nil || sub != filepath.Join(dir, "features") {
+		t.Fatalf("Subdir = %q, %v", sub, err)
+	}
+	if err := os.MkdirAll(filepath.Join(sub, "ab"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "ab", "x.feat"), make([]byte, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := List(); len(entries) != 2 || !slices.ContainsFunc(entries, func(e Entry) bool {
+		return e.Key == "features/" && e.Size == 100 && e.Type == "folder, 1 files"
+	}) {
+		t.Fatalf("List with a Subdir: %+v", entries)
+	}
 	n, size, err := Clear()
-	if err != nil || n != 1 || size < 4000 {
+	if err != nil || n != 2 || size < 4100 {
 		t.Fatalf("Clear = %d files, %d bytes, %v", n, size, err)
+	}
+	if _, err := os.Stat(sub); !os.IsNotExist(err) {
+		t.Errorf("Clear left %s", sub)
 	}
 	if entries, _ := List(); len(entries) != 0 {
 		t.Fatalf("after Clear: %+v", entries)

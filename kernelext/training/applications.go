@@ -64,3 +64,12 @@ func ApplicationBase(m *applications.Model, until string) ModelFn {
 		return applications.ArchitectureGraph(ctx, x, m.Architecture()).Until(until).StopGradientAtFrozen(true).Done()
 	}
 }
+
+// ApplicationTop is a ModelFn computing m's layers after layer from, its input being from's
+// output (computed elsewhere, e.g. by the engine for a frozen bottom), on m's variables: the
+// trainable top of a model in stage 2 of fine-tuning.
+func ApplicationTop(m *applications.Model, from string) ModelFn {
+	return func(ctx *context.Context, x *Node) *Node {
+		return applications.ArchitectureGraph(ctx, x, m.Architecture()).From(from).StopGradientAtFrozen(true).Done()
+	}
+}

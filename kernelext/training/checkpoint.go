@@ -11,12 +11,12 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 )
 
 // Checkpoint file layout (all integers little-endian):
@@ -88,16 +88,6 @@ func (m *Model) MustSave(path string) {
 	}
 }
 
-// fileLike is the part of *os.File the writer uses; tests substitute failing files.
-type fileLike interface {
-	io.Writer
-	Sync() error
-	Close() error
-	Name() string
-}
-
-var createTemp = func(dir, pattern string) (fileLike, error) { return os.CreateTemp(dir, pattern) }
-
 func (m *Model) save(path string, st *trainingState) (err error) {
 	hdr := checkpointHeader{Model: m.Name, Iterations: OptimizerIterations(m.ctx)}
 	if m.opt != nil {
@@ -118,70 +108,48 @@ func (m *Model) save(path string, st *trainingState) (err error) {
 		return fmt.Errorf("training: save %q: %w", path, err)
 	}
 
-	dir := filepath.Dir(path)
-	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("training: save %q: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+	err = atomicfile.Write(path, func(f atomicfile.File) error {
+		crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
+		var pre [16]byte
+		copy(pre[:8], checkpointMagic)
+		binary.LittleEndian.PutUint32(pre[8:], checkpointVersion)
+		binary.LittleEndian.PutUint32(pre[12:], uint32(len(header)))
+		if _, err := bw.Write(pre[:]); err != nil {
+			return err
 		}
-	}()
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	bw := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
-	var pre [16]byte
-	copy(pre[:8], checkpointMagic)
-	binary.LittleEndian.PutUint32(pre[8:], checkpointVersion)
-	binary.LittleEndian.PutUint32(pre[12:], uint32(len(header)))
-	if _, err = bw.Write(pre[:]); err == nil {
-		_, err = bw.Write(header)
-	}
-	for i, v := range vars {
-		if err != nil {
-			break
+		if _, err := bw.Write(header); err != nil {
+			return err
 		}
-		var t *tensors.Tensor
-		if t, err = v.Value(); err != nil {
-			break
-		}
-		var werr error
-		err = t.ConstBytes(func(raw []byte) {
-			if len(raw) != hdr.Variables[i].Bytes {
-				werr = fmt.Errorf("variable %s has %d bytes, expected %d", v.ScopeAndName(), len(raw), hdr.Variables[i].Bytes)
-				return
+		for i, v := range vars {
+			t, err := v.Value()
+			if err != nil {
+				return err
 			}
-			_, werr = bw.Write(raw)
-		})
-		if err == nil {
-			err = werr
+			var werr error
+			if err := t.ConstBytes(func(raw []byte) {
+				if len(raw) != hdr.Variables[i].Bytes {
+					werr = fmt.Errorf("variable %s has %d bytes, expected %d", v.ScopeAndName(), len(raw), hdr.Variables[i].Bytes)
+					return
+				}
+				_, werr = bw.Write(raw)
+			}); err != nil {
+				return err
+			}
+			if werr != nil {
+				return werr
+			}
 		}
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
 		var sum [4]byte
 		binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
-		_, err = f.Write(sum[:])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+		_, err := f.Write(sum[:])
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("training: save %q: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // make the rename durable; not every file system supports it
-		_ = d.Close()
+		return fmt.Errorf("training: save: %w", err)
 	}
 	return nil
 }

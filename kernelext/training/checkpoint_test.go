@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 	"github.com/transfer-learning-go/workbook/kernelext"
 )
 
@@ -150,17 +151,17 @@ func TestSaveIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := int(st.Size())
-	defer func(orig func(string, string) (fileLike, error)) { createTemp = orig }(createTemp)
+	defer func(orig func(string, string) (atomicfile.File, error)) { atomicfile.CreateTemp = orig }(atomicfile.CreateTemp)
 	for _, tc := range []struct {
 		name string
-		file func(*os.File) fileLike
+		file func(*os.File) atomicfile.File
 		want error
 	}{
-		{"disk full after 100 bytes", func(f *os.File) fileLike { return &failingFile{File: f, limit: 100} }, syscall.ENOSPC},
-		{"disk full in the checksum", func(f *os.File) fileLike { return &failingFile{File: f, limit: size - 2} }, syscall.ENOSPC},
-		{"sync fails", func(f *os.File) fileLike { return &failingFile{File: f, limit: 1 << 40, failSync: true} }, syscall.EIO},
+		{"disk full after 100 bytes", func(f *os.File) atomicfile.File { return &failingFile{File: f, limit: 100} }, syscall.ENOSPC},
+		{"disk full in the checksum", func(f *os.File) atomicfile.File { return &failingFile{File: f, limit: size - 2} }, syscall.ENOSPC},
+		{"sync fails", func(f *os.File) atomicfile.File { return &failingFile{File: f, limit: 1 << 40, failSync: true} }, syscall.EIO},
 	} {
-		createTemp = func(d, pattern string) (fileLike, error) {
+		atomicfile.CreateTemp = func(d, pattern string) (atomicfile.File, error) {
 			f, err := os.CreateTemp(d, pattern)
 			if err != nil {
 				return nil, err
@@ -184,7 +185,7 @@ func TestSaveIsAtomic(t *testing.T) {
 			t.Errorf("%s: files left behind: %v", tc.name, names)
 		}
 	}
-	createTemp = func(d, p string) (fileLike, error) { return os.CreateTemp(d, p) }
+	atomicfile.CreateTemp = func(d, p string) (atomicfile.File, error) { return os.CreateTemp(d, p) }
 	if err := m.Save(path); err != nil {
 		t.Fatalf("Save after the disk recovered: %v", err)
 	}

@@ -1,7 +1,6 @@
 package training
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -20,7 +19,9 @@ import (
 	"sync"
 
 	"github.com/transfer-learning-go/workbook/datasets"
+	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 	"github.com/transfer-learning-go/workbook/kernelext"
+	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 )
 
 // FeatureCache is the fast path for training a head on a frozen base: every image goes through
@@ -44,7 +45,8 @@ import (
 // atomically with a CRC-32C, one file per image and copy. WORKBOOK_CACHE=off (the notebooks'
 // cache switch) makes every call compute afresh without reading or writing.
 type FeatureCache struct {
-	// Dir holds the entries; "" means <user cache dir>/transfer-learning-go/features.
+	// Dir holds the entries; "" means the workbook's cache folder's features/ (nbcache.Subdir:
+	// $WORKBOOK_CACHE_DIR/features if set; listed and cleared by `workbook cache`).
 	Dir string
 	// Model identifies the feature extractor, e.g. "vgg16/until=fc2".
 	Model string
@@ -101,14 +103,8 @@ func (c *FeatureCache) dir() (string, error) {
 	if c.Dir != "" {
 		return c.Dir, nil
 	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("training: no cache folder (set FeatureCache.Dir): %v", err)
-	}
-	return filepath.Join(base, "transfer-learning-go", "features"), nil
+	return nbcache.Subdir("features")
 }
-
-func cacheEnabled() bool { return !strings.EqualFold(os.Getenv("WORKBOOK_CACHE"), "off") }
 
 // extractAll returns the features of copy k of every image (k = 0: unaugmented).
 func (c *FeatureCache) extractAll(paths []string, gen datasets.ImageDataGenerator, k int, seed int64) (*kernelext.Array, error) {
@@ -132,7 +128,7 @@ func (c *FeatureCache) extractAll(paths []string, gen datasets.ImageDataGenerato
 	if out == nil {
 		out = os.Stdout
 	}
-	use := cacheEnabled()
+	use := nbcache.Enabled()
 	keys := make([]string, len(paths))
 	rows := make([][]float32, len(paths))
 	var rowShape []int
@@ -304,23 +300,10 @@ func entryFile(dir, key string) string { return filepath.Join(dir, key[:2], key+
 
 const featureMagic = "KXFEAT01"
 
-func writeFeatureEntry(path string, shape []int, data []float32) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func writeFeatureEntry(path string, shape []int, data []float32) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	bw := bufio.NewWriter(io.MultiWriter(f, crc))
 	buf := make([]byte, 0, 16+4*len(shape)+4*len(data))
 	buf = append(buf, featureMagic...)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(shape)))
@@ -330,19 +313,8 @@ func writeFeatureEntry(path string, shape []int, data []float32) (err error) {
 	for _, v := range data {
 		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 	}
-	if _, err = bw.Write(buf); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if _, err = f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32())); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crc32.MakeTable(crc32.Castagnoli)))
+	return atomicfile.WriteFile(path, buf)
 }
 
 func readFeatureEntry(path string) ([]int, []float32, error) {

@@ -2,8 +2,10 @@ package training
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -227,4 +229,53 @@ func TrainableSummary(ctx *context.Context) (trainable, nonTrainable int) {
 		}
 	}
 	return trainable, nonTrainable
+}
+
+// VariableChange counts how many values of one layer variable differ between two models.
+type VariableChange struct {
+	Layer, Name   string // e.g. "block5_conv1", "kernel"
+	Size, Changed int
+}
+
+// CompareVariables compares, value by value (bit for bit), every model variable of a that b
+// also has (optimizer state excluded), in a's order: a frozen layer shows 0 changed values —
+// not updated by zero, not touched at all.
+func CompareVariables(a, b *Model) ([]VariableChange, error) {
+	var out []VariableChange
+	for v := range a.Context().IterVariables() {
+		if inOptimizerScope(v.Scope()) || topScope(v.Scope()) == "" {
+			continue
+		}
+		w := b.Context().InspectVariable(v.Scope(), v.Name())
+		if w == nil {
+			continue
+		}
+		va, err := v.Value()
+		if err != nil {
+			return nil, err
+		}
+		vb, err := w.Value()
+		if err != nil {
+			return nil, err
+		}
+		fa, err := tensors.CopyFlatData[float32](va)
+		if err != nil {
+			return nil, err
+		}
+		fb, err := tensors.CopyFlatData[float32](vb)
+		if err != nil {
+			return nil, err
+		}
+		if len(fa) != len(fb) {
+			return nil, fmt.Errorf("training: %s/%s has %d values in one model, %d in the other", v.Scope(), v.Name(), len(fa), len(fb))
+		}
+		c := VariableChange{Layer: topScope(v.Scope()), Name: v.Name(), Size: len(fa)}
+		for i := range fa {
+			if math.Float32bits(fa[i]) != math.Float32bits(fb[i]) {
+				c.Changed++
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -3,7 +3,6 @@ package training
 import (
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/transfer-learning-go/workbook/kernelext/layers"
 )
 
 // ModelFn builds a model's output from its input batch inside a GoMLX graph. Variables live in
@@ -49,12 +49,7 @@ func Dense(name string, units int, activation string) ModelFn {
 		sc := ctx.In(name).Checked(false)
 		kernel := sc.GetVariableByScopeAndName(sc.Scope(), "kernel")
 		if kernel == nil {
-			rng := layerRNG(ctx, name)
-			limit := math.Sqrt(6 / float64(in+units))
-			data := make([]float32, in*units)
-			for i := range data {
-				data[i] = float32((2*rng.Float64() - 1) * limit)
-			}
+			data := layers.GlorotUniform(layerRNG(ctx, name), in*units, in, units)
 			kernel = sc.VariableWithValue("kernel", tensors.FromFlatDataAndDimensions(data, in, units))
 		}
 		bias := sc.GetVariableByScopeAndName(sc.Scope(), "bias")
@@ -65,8 +60,7 @@ func Dense(name string, units int, activation string) ModelFn {
 			panic(fmt.Errorf("training: Dense %q kernel has shape %s, the input needs %s", name, kernel.Shape(), want))
 		}
 		g := x.Graph()
-		y := Add(Dot(x, kernel.ValueGraph(g)), ExpandLeftToRank(bias.ValueGraph(g), 2))
-		return Activation(activation)(ctx, y)
+		return layers.Activation(layers.Dense(x, kernel.ValueGraph(g), bias.ValueGraph(g)), activation)
 	}
 }
 
@@ -78,22 +72,10 @@ func Flatten() ModelFn {
 	}
 }
 
-// Activation is keras.layers.Activation(name) for "", "linear", "relu", "sigmoid", "softmax".
-// The sigmoid is GoMLX's Logistic op, which BinaryCrossentropy recognises.
+// Activation is keras.layers.Activation(name) (layers.Activation): "", "linear", "relu",
+// "sigmoid", "softmax".
 func Activation(name string) ModelFn {
-	return func(_ *context.Context, x *Node) *Node {
-		switch name {
-		case "", "linear":
-			return x
-		case "relu":
-			return Max(x, ZerosLike(x))
-		case "sigmoid":
-			return Sigmoid(x)
-		case "softmax":
-			return Softmax(x, -1)
-		}
-		panic(fmt.Errorf("training: unknown activation %q", name))
-	}
+	return func(_ *context.Context, x *Node) *Node { return layers.Activation(x, name) }
 }
 
 // StopGradientIfFrozen returns StopGradient(x) when no variable under the named layers

@@ -22,6 +22,7 @@ the CPU benchmark keeps 0, the same two cores doing everything.
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
@@ -39,6 +40,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--stage2", action="store_true",
+                    help="stage 2: block 5 (features[24:]) and the head train with Adam(1e-5), fc1/fc2 stay frozen")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -65,6 +68,15 @@ def main():
         p.requires_grad_(False)
     head = torch.nn.Sequential(torch.nn.Linear(4096, 1), torch.nn.Sigmoid()).to(dev)
     opt = torch.optim.Adam(head.parameters(), lr=1e-3, eps=1e-7)
+    bottom = base
+    if a.stage2:
+        # Blocks 1-4 frozen (forward only), block 5 trainable, fc1/fc2 frozen but on the gradient's
+        # path to block 5.
+        bottom = vgg.features[:24]
+        top = torch.nn.Sequential(vgg.features[24:], vgg.avgpool, torch.nn.Flatten(), *list(vgg.classifier.children())[:-1])
+        for p in vgg.features[24:].parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(list(vgg.features[24:].parameters()) + list(head.parameters()), lr=1e-5, eps=1e-7)
     bce = torch.nn.BCELoss()
 
     def batches(dl):
@@ -79,7 +91,9 @@ def main():
         x, y = next(tr)
         sizes.append(len(x))
         with torch.no_grad():  # frozen base: forward only, as Keras and GoMLX do with a frozen base
-            f = base(x)
+            f = bottom(x)
+        if a.stage2:
+            f = top(f)
         p = head(f).squeeze(1)
         loss = bce(p, y)
         opt.zero_grad()
@@ -126,6 +140,7 @@ def main():
         "train_step_cpu_s": sorted(cpu_after_first)[len(cpu_after_first) // 2],
         "val_step_cpu_s": sum(val_cpu) / len(val_cpu),
         "base_per_image_cpu_s": sum(base_cpu) / len(base_cpu),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 
 

@@ -217,10 +217,15 @@ func TestExercise803Mistakes(t *testing.T) {
 		old, new string
 		lost     []string
 	}{
-		"rescaled-image": {"testImage())\n", "rescaled(testImage()))\n", []string{"result-values"}},
-		"no-validation": {"\t\tValidationData: training.NewSequenceGenerator(testDataset, false), ValidationSteps: valSteps,\n", "",
+		"rescaled-image": {"MustPredict(testImage())\n", "MustPredict(testImage().Scale(1. / 255))\n", []string{"result-values"}},
+		// A history without validation, as fit_generator without validation_data returns.
+		"no-validation": {"var history = training.Exercise803(schedule).MustHistory()\n",
+			"var history = dropValidation(training.Exercise803(schedule).MustHistory())\n\n" +
+				"func dropValidation(h *training.History) *training.History {\n\tdelete(h.Value, \"val_loss\")\n" +
+				"\tdelete(h.Value, \"val_accuracy\")\n\th.Names = h.Names[:2]\n\treturn h\n}\n",
 			[]string{"history-keys", "val-accuracy-epoch1"}},
-		"answers-swapped": {"return \"It is a flower\"\n\t}\n\treturn \"It is a car\"", "return \"It is a car\"\n\t}\n\treturn \"It is a flower\"",
+		"answers-swapped": {"var prediction = training.BookDecision(result.Data[0])\n",
+			"var prediction = map[string]string{\"It is a car\": \"It is a flower\", \"It is a flower\": \"It is a car\"}[training.BookDecision(result.Data[0])]\n",
 			[]string{"prediction-equal", "printed-prediction"}},
 	}
 	var paths []string

@@ -13,11 +13,7 @@ import (
 
 // SetupCell is the first code cell of every workbook notebook (notebooks/README.md): it points
 // GoNB's temporary module at the checkout the notebook sits in.
-const SetupCell = `!*ROOT="$(cd "$GONB_DIR" && go env GOMOD)"; ROOT="${ROOT%/go.mod}"; \
-  [ -f "$ROOT/go.mod" ] || { echo "setup cell: $GONB_DIR is not inside the workbook checkout" >&2; exit 1; }; \
-  go mod edit -replace=github.com/transfer-learning-go/workbook="$ROOT" \
-    -require=github.com/transfer-learning-go/workbook@v0.0.0 && \
-  cat "$ROOT/go.sum" >> go.sum && echo "workbook packages from $ROOT"`
+const SetupCell = `!*go -C "$GONB_DIR" run github.com/transfer-learning-go/workbook/cmd/nbsetup`
 
 // warmupCell imports what the exercises' notebooks and the self-checks import, so that their
 // compiled packages land in the build cache template.
