@@ -57,13 +57,16 @@ func seedCache(template, dst string, uid, gid int) (copied bool, err error) {
 			}
 			return os.Lchown(target, uid, gid)
 		}
+		if err := repairMode(p, rel, d); err != nil {
+			return err
+		}
 		if err := os.Link(p, target); err != nil {
 			if !errors.Is(err, syscall.EXDEV) {
 				return err
 			}
 			copied = true
 			// A copy owned by root and read-only behaves like the link.
-			return copyFile(p, target, 0o444)
+			return copyFile(p, target, cacheFileMode(rel, d))
 		}
 		return nil
 	})
@@ -88,7 +91,8 @@ func mergeCache(src, template string) (added int, err error) {
 		if !d.Type().IsRegular() || (rel == d.Name() && cacheTopFiles[d.Name()]) {
 			return nil
 		}
-		if _, err := os.Lstat(target); err == nil {
+		mode := cacheFileMode(rel, d)
+		if st, err := os.Lstat(target); err == nil && st.Mode().Perm() == mode {
 			return nil
 		}
 		// A unique temporary name: another grader may be merging the same entry right now.
@@ -98,7 +102,7 @@ func mergeCache(src, template string) (added int, err error) {
 		}
 		tmp := f.Name()
 		f.Close()
-		if err := copyFile(p, tmp, 0o444); err != nil {
+		if err := copyFile(p, tmp, mode); err != nil {
 			os.Remove(tmp)
 			return err
 		}
@@ -113,6 +117,33 @@ func mergeCache(src, template string) (added int, err error) {
 		return added, fmt.Errorf("grade: merge build cache %s into %s: %v", src, template, err)
 	}
 	return added, nil
+}
+
+// cacheFileMode is the mode of a template entry: read-only for everyone, and executable for the
+// programs go run keeps in the cache (a notebook's setup cell runs one), which go execs from
+// there. They are the files inside an entry's folder (xx/HASH-d/NAME), or any file built with
+// its execute bit.
+func cacheFileMode(rel string, d fs.DirEntry) os.FileMode {
+	if strings.Count(rel, string(filepath.Separator)) >= 2 {
+		return 0o555
+	}
+	if info, err := d.Info(); err == nil && info.Mode().Perm()&0o111 != 0 {
+		return 0o555
+	}
+	return 0o444
+}
+
+// repairMode gives a template entry the mode cacheFileMode wants: a program merged read-only
+// without its execute bit by an older grader could not be run by any submission.
+func repairMode(p, rel string, d fs.DirEntry) error {
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	if want := cacheFileMode(rel, d); want == 0o555 && info.Mode().Perm() != want {
+		return os.Chmod(p, want)
+	}
+	return nil
 }
 
 // ensureTemplate creates the template folder (root-owned, world-readable: it holds only compiled
