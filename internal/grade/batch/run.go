@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -297,17 +298,27 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 		out.output = s
 	}
 	studentError := firstStudentError(res, first)
+	uncompiled := len(variables) > 0
 	for k, v := range variables {
 		val, err := readExportSafe(sb.export, v)
 		switch {
 		case err == nil:
 			out.values[v] = val
+			uncompiled = false
 			continue
 		case !errors.Is(err, grade.ErrNotExported):
 			out.values[v] = &grade.Value{Name: v, Missing: "the grader could not read " + v + ": " + err.Error()}
+			uncompiled = false
 			continue
 		}
-		out.values[v] = &grade.Value{Name: v, Missing: missingReason(v, res, first+k, runProblem, studentError, memNote)}
+		why := missingReason(v, res, first+k, runProblem, studentError, memNote)
+		uncompiled = uncompiled && strings.HasPrefix(why, notCompiled)
+		out.values[v] = &grade.Value{Name: v, Missing: why}
+	}
+	// Nothing could be read because the student's code does not build: that is the run's
+	// problem, named with the compiler's message.
+	if uncompiled && out.problem == "" {
+		out.problem = notCompiled + ": " + compileErrorLine(firstStudentErrorText(res, first), studentError)
 	}
 	return out, nil
 }
@@ -344,12 +355,52 @@ func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, stude
 		return "the notebook's declarations panic when they are initialised (every cell fails): " + panicLine(t) + memNote
 	case memNote != "" && strings.Contains(t, "signal: killed"):
 		return "the notebook was killed" + memNote
+	case len(c.Errors) > 0 && buildFailed(t):
+		// A cell whose code does not compile leaves its declarations in GoNB's program, so every
+		// later cell, the grader's too, fails to build with the same message.
+		return notCompiled + ", so the grader cannot read " + v + ": " + compileErrorLine(t, studentError) + memNote
 	case len(c.Errors) > 0 && strings.Contains(t, "exit status"):
 		return "the notebook's program exits before the grader can read " + v + " (" + exitLine(t) + "): os.Exit or log.Fatal during initialisation?" + memNote
 	case len(c.Errors) > 0:
 		return "the grader's cell reading " + v + " failed: " + firstMeaningfulLine(t) + memNote
 	}
 	return "the notebook's program ended before the grader could read " + v + " (os.Exit during initialisation?)" + memNote
+}
+
+// buildFailed reports whether a cell's error text is GoNB's report of a failed go build.
+func buildFailed(t string) bool {
+	return strings.Contains(t, "failed to run") && strings.Contains(t, " build ")
+}
+
+// cellLine matches GoNB's compile-error lines, which name the cell by its execution count and
+// the line within it: "Cell[3]: Line 5 ./main.go:12:2: undefined: x".
+var cellLine = regexp.MustCompile(`Cell\[(\d+)\]: Line (\d+) (?:\S+\.go:\d+:\d+: )?(.*)`)
+
+// compileErrorLine is the compiler's first message in t, named as a student sees the cell
+// ("In [3], line 5: undefined: x"), or what the student's first failing cell says.
+func compileErrorLine(t, studentError string) string {
+	if m := cellLine.FindStringSubmatch(t); m != nil {
+		return fmt.Sprintf("In [%s], line %s: %s", m[1], m[2], strings.TrimSpace(m[3]))
+	}
+	if studentError != "" {
+		return studentError
+	}
+	return firstMeaningfulLine(t)
+}
+
+const notCompiled = "the notebook does not compile"
+
+// firstStudentErrorText is the details of the first failing cell among the student's own.
+func firstStudentErrorText(res *nbrun.Result, first int) string {
+	if res == nil {
+		return ""
+	}
+	for _, ce := range res.Errors {
+		if ce.Cell < first {
+			return ce.Summary + "\n" + ce.Text
+		}
+	}
+	return ""
 }
 
 // firstStudentError describes the first failing cell among the student's own, if any.

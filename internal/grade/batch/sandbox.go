@@ -19,8 +19,14 @@ type sandboxDirs struct {
 	jupyter                                string // JUPYTER_PATH: holds kernels/gonb/kernel.json
 	notebookDir, notebook                  string // the copy the kernel runs (host path)
 	out, export                            string
-	weak                                   bool
+	// solutionsCover is an empty folder (the grader's, read-only inside) mounted over the
+	// checkout's solutions/, with a mount point for each of solutionPackages.
+	solutionsCover string
+	weak           bool
 }
+
+// solutionPackages are the folders of solutions/ that a notebook may import.
+var solutionPackages = []string{"check", "checks"}
 
 func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 	d.weak = weak
@@ -39,6 +45,14 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 	d.notebook = filepath.Join(d.notebookDir, "submission.ipynb")
 	d.out = d.root + ".out"
 	d.export = d.root + ".export"
+	d.solutionsCover = d.root + ".solutions"
+	if !weak {
+		for _, p := range append([]string{""}, solutionPackages...) {
+			if err := os.MkdirAll(filepath.Join(d.solutionsCover, p), 0o755); err != nil {
+				return fmt.Errorf("grade: sandbox folder: %v", err)
+			}
+		}
+	}
 	// Parents before children: each is created and handed to the sandbox user in turn.
 	for _, p := range []string{d.root, d.home, d.gocache, d.nbcache, d.bin, d.weightDir, d.notebookDir, d.out, d.export,
 		d.jupyter, filepath.Join(d.jupyter, "kernels"), filepath.Join(d.jupyter, "kernels", "gonb"), filepath.Join(d.root, "tmp")} {
@@ -56,7 +70,7 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 }
 
 func (d *sandboxDirs) remove() {
-	for _, p := range []string{d.root, d.out, d.export} {
+	for _, p := range []string{d.root, d.out, d.export, d.solutionsCover} {
 		os.RemoveAll(p)
 	}
 	if d.weak {
@@ -137,6 +151,14 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	)
 	for _, w := range h.weightFiles {
 		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: w, Target: filepath.Join(d.weightDir, filepath.Base(w))})
+	}
+	// The solved notebooks and the instructor's notes are not the submission's to read: an
+	// empty folder covers solutions/, and only the Go packages notebooks import (the self-check
+	// and the checks it runs) come back on top of it.
+	solutions := filepath.Join(h.repo, "solutions")
+	cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: d.solutionsCover, Target: solutions})
+	for _, pkg := range solutionPackages {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: filepath.Join(solutions, pkg)})
 	}
 	// Hidden: the grader's home, folders other users cannot enter anyway, and the folders the
 	// caller names (the submissions', the reports') — unless a needed path lies inside.
