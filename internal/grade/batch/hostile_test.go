@@ -158,10 +158,12 @@ fmt.Println("tampering attempted")
 		expectation{pass: append(transformedChecks, mistakeTop("resnet50", ref.Preprocessed)...), reason: "not within"})
 	add("compile-error", variant(t, solved, yPredDecl, yPredDecl+" + 1"),
 		expectation{pass: transformedChecks, reason: "yPred is not defined"})
-	// GoNB keeps a failing cell's declarations: nothing after it builds, the grader's cells
-	// neither. The run's problem names the compiler's message and the cell.
-	add("compile-error-first-cell", insertAfter(solved, 0, "var broken = notDeclared + 1\n"),
-		expectation{reason: "the notebook does not compile: In ["})
+	// The first code cell, the setup cell, does not compile (its "!" lost, GoNB reads it as Go):
+	// it never points the module at the checkout, so no later cell, the grader's neither,
+	// finds the workbook's packages. GoNB says `go get` exited with status 1; the run's problem
+	// must name the cell and the compiler's message, not an os.Exit.
+	add("compile-error-first-cell", variant(t, solved, SetupCell, strings.TrimPrefix(SetupCell, "!")),
+		expectation{reason: "the notebook does not compile: In [1], line 1: expected declaration"})
 	add("panic-init", variant(t, solved, yPredDecl, "var yPred = explode()\n\nfunc explode() *kernelext.Array { panic(\"student bug: boom\") }"),
 		expectation{reason: "student bug: boom"})
 	add("exit-init", insertAfter(solved, 3, "import \"os\"\n\nvar _ = quit()\n\nfunc quit() int {\n\tos.Exit(0)\n\treturn 0\n}\n"),
@@ -276,8 +278,16 @@ fmt.Println("tampering attempted")
 		}
 	}
 
-	if r := findResult(rep, "compile-error-first-cell"); r == nil || !strings.Contains(r.Problem, "undefined: notDeclared") {
-		t.Errorf("a first cell that does not compile: result %+v, want the compiler's message as the problem", r)
+	if r := findResult(rep, "compile-error-first-cell"); r == nil ||
+		!strings.HasPrefix(r.Problem, "the notebook does not compile: In [1], line 1: expected declaration, found '*'") ||
+		!strings.Contains(r.Problem, "the setup cell") || strings.Contains(r.Problem, "os.Exit") {
+		t.Errorf("a first cell that does not compile: result %+v, want the cell and the compiler's message as the problem", r)
+	} else {
+		for _, c := range r.Checks {
+			if c.ID != "printed-top1" && (!strings.HasPrefix(c.Detail, "the notebook does not compile, so the grader cannot read") || strings.Contains(c.Detail, "os.Exit")) {
+				t.Errorf("compile-error-first-cell: %s says %q", c.ID, c.Detail)
+			}
+		}
 	}
 	// The solved notebooks stay out of reach while a submission runs.
 	if r := findResult(rep, "tamper-quiet"); r == nil || r.Executed == "" {
