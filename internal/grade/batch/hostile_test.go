@@ -123,6 +123,11 @@ if _, err := os.ReadFile("SOLVED"); err == nil {
 } else {
 	fmt.Println("solved notebooks: hidden")
 }
+if b, err := exec.Command("git", "-c", "safe.directory=*", "-C", "REPO", "show", "HEAD:SOLVEDREL").Output(); err == nil && len(b) > 0 {
+	fmt.Println("solved notebooks in git: readable")
+} else {
+	fmt.Println("solved notebooks in git: hidden")
+}
 _ = syscall.Kill(1, syscall.SIGKILL)
 daemon := exec.Command("sleep", "3600")
 daemon.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -130,7 +135,8 @@ _ = daemon.Start()
 fmt.Println("tampering attempted")
 `
 	solvedFile := filepath.Join(repo, "solutions", "01-exercise-8.01-vgg16-pizza.ipynb")
-	tamperQuiet = strings.NewReplacer("CHECKS", checksFile, "REPO", repo, "WORK", work, "MARK", mark, "SOLVED", solvedFile).Replace(tamperQuiet)
+	tamperQuiet = strings.NewReplacer("CHECKS", checksFile, "REPO", repo, "WORK", work, "MARK", mark, "SOLVEDREL", "solutions/"+filepath.Base(solvedFile),
+		"SOLVED", solvedFile).Replace(tamperQuiet)
 
 	subs := map[string][]byte{}
 	want := map[string]expectation{}
@@ -294,6 +300,8 @@ fmt.Println("tampering attempted")
 		t.Error("tamper-quiet left no executed notebook")
 	} else if b, err := os.ReadFile(r.Executed); err != nil || !strings.Contains(string(b), "solved notebooks: hidden") {
 		t.Errorf("the submission could read %s during grading (err %v)", solvedFile, err)
+	} else if !strings.Contains(string(b), "solved notebooks in git: hidden") {
+		t.Errorf("the submission could read %s from the checkout's git history during grading", solvedFile)
 	}
 
 	// Nothing outside the sandboxes changed; nothing escaped them.

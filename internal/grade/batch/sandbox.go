@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
 )
@@ -22,7 +23,9 @@ type sandboxDirs struct {
 	// solutionsCover is an empty folder (the grader's, read-only inside) mounted over the
 	// checkout's solutions/, with a mount point for each of solutionPackages.
 	solutionsCover string
-	weak           bool
+	// emptyCover is an empty folder mounted over the checkout's .git folder.
+	emptyCover string
+	weak       bool
 }
 
 // solutionPackages are the folders of solutions/ that a notebook may import.
@@ -46,9 +49,14 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 	d.out = d.root + ".out"
 	d.export = d.root + ".export"
 	d.solutionsCover = d.root + ".solutions"
+	d.emptyCover = d.root + ".empty"
 	if !weak {
-		for _, p := range append([]string{""}, solutionPackages...) {
-			if err := os.MkdirAll(filepath.Join(d.solutionsCover, p), 0o755); err != nil {
+		covers := []string{d.emptyCover, d.solutionsCover}
+		for _, p := range solutionPackages {
+			covers = append(covers, filepath.Join(d.solutionsCover, p))
+		}
+		for _, p := range covers {
+			if err := os.MkdirAll(p, 0o755); err != nil {
 				return fmt.Errorf("grade: sandbox folder: %v", err)
 			}
 		}
@@ -70,7 +78,7 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 }
 
 func (d *sandboxDirs) remove() {
-	for _, p := range []string{d.root, d.out, d.export, d.solutionsCover} {
+	for _, p := range []string{d.root, d.out, d.export, d.solutionsCover, d.emptyCover} {
 		os.RemoveAll(p)
 	}
 	if d.weak {
@@ -160,6 +168,12 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	for _, pkg := range solutionPackages {
 		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: filepath.Join(solutions, pkg)})
 	}
+	// The checkout's git history holds the solved notebooks too: its .git folder is covered,
+	// and a linked worktree's git folders, which lie elsewhere, are hidden.
+	gitInside, gitOutside := gitDirs(h.repo)
+	for _, p := range gitInside {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: d.emptyCover, Target: p})
+	}
 	// Hidden: the grader's home, folders other users cannot enter anyway, and the folders the
 	// caller names (the submissions', the reports') — unless a needed path lies inside.
 	hide := map[string]bool{}
@@ -170,6 +184,9 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 		if a := hiddenAncestor(p); a != "" {
 			hide[a] = true
 		}
+	}
+	for _, p := range gitOutside {
+		hide[p] = true
 	}
 	for _, p := range g.opt.HideDirs {
 		if abs, err := filepath.Abs(p); err == nil {
@@ -191,4 +208,53 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	}
 	sort.Strings(cfg.Hide)
 	return cfg, nil
+}
+
+// gitDirs finds the checkout's git folders, whose history holds every solved notebook: inside,
+// the .git folder of a plain checkout; outside, for a linked worktree (whose .git is a file),
+// the folder that file names and the repository's common folder, each listed once (not one
+// inside another).
+func gitDirs(repo string) (inside, outside []string) {
+	dotGit := filepath.Join(repo, ".git")
+	st, err := os.Stat(dotGit)
+	if err != nil {
+		return nil, nil
+	}
+	if st.IsDir() {
+		return []string{dotGit}, nil
+	}
+	b, err := os.ReadFile(dotGit)
+	if err != nil {
+		return nil, nil
+	}
+	var dirs []string
+	resolve := func(base, p string) string {
+		if p = strings.TrimSpace(p); !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		return filepath.Clean(p)
+	}
+	gitDir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+	if !ok {
+		return nil, nil
+	}
+	gitDir = resolve(repo, gitDir)
+	dirs = append(dirs, gitDir)
+	if c, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		dirs = append(dirs, resolve(gitDir, string(c)))
+	}
+	for i, p := range dirs {
+		nested := false
+		for j, q := range dirs {
+			nested = nested || i != j && p != q && isWithin(p, q)
+		}
+		switch {
+		case nested:
+		case isWithin(p, repo):
+			inside = append(inside, p)
+		default:
+			outside = append(outside, p)
+		}
+	}
+	return inside, outside
 }
