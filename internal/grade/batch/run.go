@@ -327,8 +327,8 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 
 // missingReason explains why variable v was not recorded, from its export cell's fate.
 //
-// cause is buildCause's account of the first student cell that does not build, used when the
-// grader's own cell does not build either.
+// cause is buildCause's account of the first cell that does not build, given when the grader's
+// own cell does not build either.
 func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, studentError, cause, memNote string) string {
 	if res == nil || res.Cells == nil || cellIndex > len(res.Cells.Cells) {
 		if runProblem != "" {
