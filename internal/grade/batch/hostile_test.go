@@ -49,7 +49,7 @@ func without(list []string, drop ...string) []string {
 	return out
 }
 
-// TestBatchOfTwenty grades twenty submissions of Exercise 8.01 with two jobs: two correct
+// TestBatchOfTwenty grades twenty-one submissions of Exercise 8.01 with two jobs: two correct
 // ones, the typical mistakes, and every kind of hostile notebook. Each must get exactly the
 // checks it deserves, with the reason; the batch must finish; nothing outside the sandboxes may
 // change; no process may outlive its sandbox; and hidden checks must not leak into feedback.
@@ -118,13 +118,25 @@ for n := 1; n <= 40; n++ {
 	}
 }
 _ = os.WriteFile("MARK", []byte("x"), 0o644)
+if _, err := os.ReadFile("SOLVED"); err == nil {
+	fmt.Println("solved notebooks: readable")
+} else {
+	fmt.Println("solved notebooks: hidden")
+}
+if b, err := exec.Command("git", "-c", "safe.directory=*", "-C", "REPO", "show", "HEAD:SOLVEDREL").Output(); err == nil && len(b) > 0 {
+	fmt.Println("solved notebooks in git: readable")
+} else {
+	fmt.Println("solved notebooks in git: hidden")
+}
 _ = syscall.Kill(1, syscall.SIGKILL)
 daemon := exec.Command("sleep", "3600")
 daemon.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 _ = daemon.Start()
 fmt.Println("tampering attempted")
 `
-	tamperQuiet = strings.NewReplacer("CHECKS", checksFile, "REPO", repo, "WORK", work, "MARK", mark).Replace(tamperQuiet)
+	solvedFile := filepath.Join(repo, "solutions", "01-exercise-8.01-vgg16-pizza.ipynb")
+	tamperQuiet = strings.NewReplacer("CHECKS", checksFile, "REPO", repo, "WORK", work, "MARK", mark, "SOLVEDREL", "solutions/"+filepath.Base(solvedFile),
+		"SOLVED", solvedFile).Replace(tamperQuiet)
 
 	subs := map[string][]byte{}
 	want := map[string]expectation{}
@@ -152,6 +164,12 @@ fmt.Println("tampering attempted")
 		expectation{pass: append(transformedChecks, mistakeTop("resnet50", ref.Preprocessed)...), reason: "not within"})
 	add("compile-error", variant(t, solved, yPredDecl, yPredDecl+" + 1"),
 		expectation{pass: transformedChecks, reason: "yPred is not defined"})
+	// The first code cell, the setup cell, does not compile (its "!" lost, GoNB reads it as Go):
+	// it never points the module at the checkout, so no later cell, the grader's neither,
+	// finds the workbook's packages. GoNB says `go get` exited with status 1; the run's problem
+	// must name the cell and the compiler's message, not an os.Exit.
+	add("compile-error-first-cell", variant(t, solved, SetupCell, strings.TrimPrefix(SetupCell, "!")),
+		expectation{reason: "the notebook does not compile: In [1], line 1: expected declaration"})
 	add("panic-init", variant(t, solved, yPredDecl, "var yPred = explode()\n\nfunc explode() *kernelext.Array { panic(\"student bug: boom\") }"),
 		expectation{reason: "student bug: boom"})
 	add("exit-init", insertAfter(solved, 3, "import \"os\"\n\nvar _ = quit()\n\nfunc quit() int {\n\tos.Exit(0)\n\treturn 0\n}\n"),
@@ -185,8 +203,8 @@ fmt.Println("tampering attempted")
 	want["fake-outputs"] = expectation{pass: without(allChecks, "printed-top1"), reason: "has no line like"}
 	subs["not-a-notebook"] = []byte("this is not a notebook\n")
 	want["not-a-notebook"] = expectation{reason: "not a notebook"}
-	if len(subs) != 20 {
-		t.Fatalf("%d submissions; the test is about twenty", len(subs))
+	if len(subs) != 21 {
+		t.Fatalf("%d submissions; the test is about twenty-one", len(subs))
 	}
 
 	dir := t.TempDir()
@@ -266,6 +284,26 @@ fmt.Println("tampering attempted")
 		}
 	}
 
+	if r := findResult(rep, "compile-error-first-cell"); r == nil ||
+		!strings.HasPrefix(r.Problem, "the notebook does not compile: In [1], line 1: expected declaration, found '*'") ||
+		!strings.Contains(r.Problem, "the setup cell") || strings.Contains(r.Problem, "os.Exit") {
+		t.Errorf("a first cell that does not compile: result %+v, want the cell and the compiler's message as the problem", r)
+	} else {
+		for _, c := range r.Checks {
+			if c.ID != "printed-top1" && (!strings.HasPrefix(c.Detail, "the notebook does not compile, so the grader cannot read") || strings.Contains(c.Detail, "os.Exit")) {
+				t.Errorf("compile-error-first-cell: %s says %q", c.ID, c.Detail)
+			}
+		}
+	}
+	// The solved notebooks stay out of reach while a submission runs.
+	if r := findResult(rep, "tamper-quiet"); r == nil || r.Executed == "" {
+		t.Error("tamper-quiet left no executed notebook")
+	} else if b, err := os.ReadFile(r.Executed); err != nil || !strings.Contains(string(b), "solved notebooks: hidden") {
+		t.Errorf("the submission could read %s during grading (err %v)", solvedFile, err)
+	} else if !strings.Contains(string(b), "solved notebooks in git: hidden") {
+		t.Errorf("the submission could read %s from the checkout's git history during grading", solvedFile)
+	}
+
 	// Nothing outside the sandboxes changed; nothing escaped them.
 	if after := hashes(t, protected); !equalStrings(before, after) {
 		t.Errorf("protected files changed: %v -> %v", before, after)
@@ -292,7 +330,7 @@ fmt.Println("tampering attempted")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 21 || rows[0][0] != "student" || rows[0][len(allChecks)+1] != "total" {
+	if len(rows) != len(subs)+1 || rows[0][0] != "student" || rows[0][len(allChecks)+1] != "total" {
 		t.Fatalf("gradebook: %d rows, header %v", len(rows), rows[0])
 	}
 	for _, row := range rows[1:] {

@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 
 	"github.com/transfer-learning-go/workbook/internal/grade"
 	"github.com/transfer-learning-go/workbook/internal/nbrun"
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"github.com/transfer-learning-go/workbook/internal/setup"
 	"golang.org/x/sys/unix"
 )
 
@@ -297,23 +299,37 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 		out.output = s
 	}
 	studentError := firstStudentError(res, first)
+	cause := buildCause(res, first)
+	uncompiled := len(variables) > 0
 	for k, v := range variables {
 		val, err := readExportSafe(sb.export, v)
 		switch {
 		case err == nil:
 			out.values[v] = val
+			uncompiled = false
 			continue
 		case !errors.Is(err, grade.ErrNotExported):
 			out.values[v] = &grade.Value{Name: v, Missing: "the grader could not read " + v + ": " + err.Error()}
+			uncompiled = false
 			continue
 		}
-		out.values[v] = &grade.Value{Name: v, Missing: missingReason(v, res, first+k, runProblem, studentError, memNote)}
+		why := missingReason(v, res, first+k, runProblem, studentError, cause, memNote)
+		uncompiled = uncompiled && strings.HasPrefix(why, notCompiled)
+		out.values[v] = &grade.Value{Name: v, Missing: why}
+	}
+	// Nothing could be read because no program builds: that is the run's problem, named with
+	// the cell that broke the build and the compiler's message.
+	if uncompiled && out.problem == "" {
+		out.problem = notCompiled + ": " + cause
 	}
 	return out, nil
 }
 
 // missingReason explains why variable v was not recorded, from its export cell's fate.
-func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, studentError, memNote string) string {
+//
+// cause is buildCause's account of the first cell that does not build, given when the grader's
+// own cell does not build either.
+func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, studentError, cause, memNote string) string {
 	if res == nil || res.Cells == nil || cellIndex > len(res.Cells.Cells) {
 		if runProblem != "" {
 			return runProblem
@@ -344,12 +360,103 @@ func missingReason(v string, res *nbrun.Result, cellIndex int, runProblem, stude
 		return "the notebook's declarations panic when they are initialised (every cell fails): " + panicLine(t) + memNote
 	case memNote != "" && strings.Contains(t, "signal: killed"):
 		return "the notebook was killed" + memNote
+	case len(c.Errors) > 0 && buildFailed(t):
+		// The grader's cell did not build although it declares nothing the student's code does
+		// (a missing variable is the case above): what broke is common to every cell, typically
+		// a setup cell that did not run, so that no cell finds the workbook's packages. GoNB
+		// reports it as `go get` or `go build` exiting with status 1, which is no os.Exit.
+		return notCompiled + ", so the grader cannot read " + v + ": " + cause + memNote
 	case len(c.Errors) > 0 && strings.Contains(t, "exit status"):
 		return "the notebook's program exits before the grader can read " + v + " (" + exitLine(t) + "): os.Exit or log.Fatal during initialisation?" + memNote
 	case len(c.Errors) > 0:
 		return "the grader's cell reading " + v + " failed: " + firstMeaningfulLine(t) + memNote
 	}
 	return "the notebook's program ended before the grader could read " + v + " (os.Exit during initialisation?)" + memNote
+}
+
+// buildFailed reports whether a cell's error text is GoNB's report that it could not build the
+// cell's program: `go build`, `go get` or goimports failed, or the code does not parse.
+func buildFailed(t string) bool {
+	return strings.Contains(t, "failed to run") && (strings.Contains(t, " build ") || strings.Contains(t, "go get") || strings.Contains(t, "goimports")) ||
+		strings.Contains(t, "parsing go files")
+}
+
+// cellLine matches GoNB's compile-error lines, which name the cell by its execution count and
+// the line within it: "Cell[3]: Line 5 ./main.go:12:2: undefined: x" (a parse error names the
+// file by its full path).
+var cellLine = regexp.MustCompile(`Cell\[(\d+)\]: Line (\d+) (?:\S+\.go:\d+:\d+: )?(.*)`)
+
+const notCompiled = "the notebook does not compile"
+
+// buildCause names the first cell that fails to build, as a student sees it: "In [3], line 5:
+// undefined: x" (the compiler's first message), or "In [3]: <what GoNB says>" when `go get` or
+// goimports failed. When no cell finds the workbook's own packages, the setup cell did not do its
+// work, and the message says so (and what the setup cell printed, if its command failed). Empty
+// when no cell failed to build.
+func buildCause(res *nbrun.Result, first int) string {
+	if res == nil {
+		return ""
+	}
+	msg, noWorkbook := "", false
+	for _, ce := range res.Errors {
+		t := ce.Summary + "\n" + ce.Text
+		if !buildFailed(t) {
+			continue
+		}
+		noWorkbook = noWorkbook || strings.Contains(t, "module providing package "+setup.ModulePath+"/")
+		if msg != "" {
+			continue
+		}
+		if m := cellLine.FindStringSubmatch(t); m != nil {
+			msg = fmt.Sprintf("In [%s], line %s: %s", m[1], m[2], strings.TrimSpace(m[3]))
+		} else {
+			msg = fmt.Sprintf("In [%d]: %s", ce.ExecutionCount, buildMessage(t))
+		}
+		if ce.Cell >= first {
+			msg = "the grader's cell " + msg
+		}
+	}
+	if noWorkbook {
+		msg += "; no cell finds the workbook's packages: the setup cell (the notebook's first code cell) must run, unchanged, before any other"
+		if s := setupFailure(res.Cells, first); s != "" {
+			msg += " (" + s + ")"
+		}
+	}
+	return msg
+}
+
+// buildMessage is the line of GoNB's report on a failed `go get` or goimports that says what is
+// wrong (which package cannot be found), not which command failed.
+func buildMessage(t string) string {
+	for _, l := range strings.Split(t, "\n") {
+		if l = strings.TrimSpace(l); strings.Contains(l, "cannot find module") || strings.Contains(l, "no required module") {
+			return l
+		}
+	}
+	return firstMeaningfulLine(t)
+}
+
+// setupFailure describes the notebook's first code cell if it is a shell cell ("!" lines, as the
+// setup cell is) whose command failed: GoNB then prints the command's stderr and "exit status
+// N" but raises no error.
+func setupFailure(nb *nbrun.Notebook, first int) string {
+	if nb == nil {
+		return ""
+	}
+	for _, c := range nb.Cells {
+		if c.Index >= first {
+			break
+		}
+		if c.Type != "code" {
+			continue
+		}
+		stderr := strings.TrimSpace(nbrun.StripANSI(c.Stderr))
+		if !strings.HasPrefix(strings.TrimSpace(c.Source), "!") || !strings.Contains(stderr, "exit status") {
+			return ""
+		}
+		return fmt.Sprintf("In [%d] failed: %s", c.ExecutionCount, firstLine(stderr))
+	}
+	return ""
 }
 
 // firstStudentError describes the first failing cell among the student's own, if any.

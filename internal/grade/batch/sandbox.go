@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
 )
@@ -19,8 +20,16 @@ type sandboxDirs struct {
 	jupyter                                string // JUPYTER_PATH: holds kernels/gonb/kernel.json
 	notebookDir, notebook                  string // the copy the kernel runs (host path)
 	out, export                            string
-	weak                                   bool
+	// solutionsCover is an empty folder (the grader's, read-only inside) mounted over the
+	// checkout's solutions/, with a mount point for each of solutionPackages.
+	solutionsCover string
+	// emptyCover is an empty folder mounted over the checkout's .git folder.
+	emptyCover string
+	weak       bool
 }
+
+// solutionPackages are the folders of solutions/ that a notebook may import.
+var solutionPackages = []string{"check", "checks"}
 
 func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 	d.weak = weak
@@ -39,6 +48,19 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 	d.notebook = filepath.Join(d.notebookDir, "submission.ipynb")
 	d.out = d.root + ".out"
 	d.export = d.root + ".export"
+	d.solutionsCover = d.root + ".solutions"
+	d.emptyCover = d.root + ".empty"
+	if !weak {
+		covers := []string{d.emptyCover, d.solutionsCover}
+		for _, p := range solutionPackages {
+			covers = append(covers, filepath.Join(d.solutionsCover, p))
+		}
+		for _, p := range covers {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return fmt.Errorf("grade: sandbox folder: %v", err)
+			}
+		}
+	}
 	// Parents before children: each is created and handed to the sandbox user in turn.
 	for _, p := range []string{d.root, d.home, d.gocache, d.nbcache, d.bin, d.weightDir, d.notebookDir, d.out, d.export,
 		d.jupyter, filepath.Join(d.jupyter, "kernels"), filepath.Join(d.jupyter, "kernels", "gonb"), filepath.Join(d.root, "tmp")} {
@@ -56,7 +78,7 @@ func (d *sandboxDirs) create(uid int, weak bool, repo string) error {
 }
 
 func (d *sandboxDirs) remove() {
-	for _, p := range []string{d.root, d.out, d.export} {
+	for _, p := range []string{d.root, d.out, d.export, d.solutionsCover, d.emptyCover} {
 		os.RemoveAll(p)
 	}
 	if d.weak {
@@ -138,6 +160,20 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	for _, w := range h.weightFiles {
 		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: w, Target: filepath.Join(d.weightDir, filepath.Base(w))})
 	}
+	// The solved notebooks and the instructor's notes are not the submission's to read: an
+	// empty folder covers solutions/, and only the Go packages notebooks import (the self-check
+	// and the checks it runs) come back on top of it.
+	solutions := filepath.Join(h.repo, "solutions")
+	cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: d.solutionsCover, Target: solutions})
+	for _, pkg := range solutionPackages {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: filepath.Join(solutions, pkg)})
+	}
+	// The checkout's git history holds the solved notebooks too: its .git folder is covered,
+	// and a linked worktree's git folders, which lie elsewhere, are hidden.
+	gitInside, gitOutside := gitDirs(h.repo)
+	for _, p := range gitInside {
+		cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: d.emptyCover, Target: p})
+	}
 	// Hidden: the grader's home, folders other users cannot enter anyway, and the folders the
 	// caller names (the submissions', the reports') — unless a needed path lies inside.
 	hide := map[string]bool{}
@@ -148,6 +184,9 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 		if a := hiddenAncestor(p); a != "" {
 			hide[a] = true
 		}
+	}
+	for _, p := range gitOutside {
+		hide[p] = true
 	}
 	for _, p := range g.opt.HideDirs {
 		if abs, err := filepath.Abs(p); err == nil {
@@ -169,4 +208,53 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 	}
 	sort.Strings(cfg.Hide)
 	return cfg, nil
+}
+
+// gitDirs finds the checkout's git folders, whose history holds every solved notebook: inside,
+// the .git folder of a plain checkout; outside, for a linked worktree (whose .git is a file),
+// the folder that file names and the repository's common folder, each listed once (not one
+// inside another).
+func gitDirs(repo string) (inside, outside []string) {
+	dotGit := filepath.Join(repo, ".git")
+	st, err := os.Stat(dotGit)
+	if err != nil {
+		return nil, nil
+	}
+	if st.IsDir() {
+		return []string{dotGit}, nil
+	}
+	b, err := os.ReadFile(dotGit)
+	if err != nil {
+		return nil, nil
+	}
+	var dirs []string
+	resolve := func(base, p string) string {
+		if p = strings.TrimSpace(p); !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		return filepath.Clean(p)
+	}
+	gitDir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+	if !ok {
+		return nil, nil
+	}
+	gitDir = resolve(repo, gitDir)
+	dirs = append(dirs, gitDir)
+	if c, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		dirs = append(dirs, resolve(gitDir, string(c)))
+	}
+	for i, p := range dirs {
+		nested := false
+		for j, q := range dirs {
+			nested = nested || i != j && p != q && isWithin(p, q)
+		}
+		switch {
+		case nested:
+		case isWithin(p, repo):
+			inside = append(inside, p)
+		default:
+			outside = append(outside, p)
+		}
+	}
+	return inside, outside
 }
