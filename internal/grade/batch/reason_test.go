@@ -53,9 +53,10 @@ func TestBuildFailureReasons(t *testing.T) {
 		not:  []string{"os.Exit", "exit status"},
 	}, {
 		name: "setup cell's command fails",
-		res:  fakeRun(strings.Replace(SetupCell, "go mod edit", "go mod edt", 1), "go mod: unknown command\nRun 'go help mod' for usage.\nexit status 2\n", nil, getErr, getErr),
+		res: fakeRun(strings.Replace(SetupCell, "cmd/nbsetup", "cmd/nbsetpu", 1),
+			"no required module provides package github.com/transfer-learning-go/workbook/cmd/nbsetpu; to add it:\n\tgo get github.com/transfer-learning-go/workbook/cmd/nbsetpu\nexit status 1\n", nil, getErr, getErr),
 		want: []string{"the notebook does not compile", "In [2]: github.com/transfer-learning-go/workbook/kernelext: cannot find module providing package",
-			"the setup cell", "(In [1] failed: go mod: unknown command)"},
+			"the setup cell", "(In [1] failed: no required module provides package github.com/transfer-learning-go/workbook/cmd/nbsetpu"},
 		not: []string{"os.Exit"},
 	}}
 	for _, c := range cases {
