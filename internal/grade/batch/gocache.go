@@ -146,3 +146,9 @@ func copyFile(src, dst string, mode os.FileMode) error {
 
 // mergeSuffix marks a template entry being written by mergeCache.
 const mergeSuffix = ".merging"
+
+// SeedGoCache gives uid:gid a private GOCACHE at dst holding template's entries as read-only hard
+// links (seedCache); the classroom seeds each student's cache the same way as each submission's.
+func SeedGoCache(template, dst string, uid, gid int) (copied bool, err error) {
+	return seedCache(template, dst, uid, gid)
+}
