@@ -135,13 +135,13 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 		return nil, err
 	}
 	// Students' kernels run shell commands: the instructor's solved notebooks and hidden checks
-	// must not be readable by others, wherever the checkout is.
-	sol := filepath.Join(opt.Repo, "solutions")
-	if fi, err := os.Stat(sol); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(sol, 0o700); err != nil {
-			return nil, fmt.Errorf("classroom: hide %s from students: %v", sol, err)
-		}
-		fmt.Fprintf(log, "classroom: %s is now mode 0700 (the solutions and hidden checks are the instructor's)\n", sol)
+	// must be closed to them, wherever the checkout is.
+	gid, err := ensureGroup()
+	if err != nil {
+		return nil, err
+	}
+	if err := denyGroup(filepath.Join(opt.Repo, "solutions"), gid); err != nil {
+		return nil, err
 	}
 	weights := opt.WeightsDir
 	if weights == "" {
@@ -174,6 +174,9 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 	for _, s := range opt.Students {
 		a, created, err := ensureAccount(s)
 		if err != nil {
+			return nil, err
+		}
+		if err := joinGroup(s); err != nil {
 			return nil, err
 		}
 		if err := copyWorkbook(opt.Repo, a); err != nil {
