@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func lookupUID(name string) (int, error) {
@@ -57,4 +58,11 @@ func processesOf(uid int) []proc {
 		}
 	}
 	return out
+}
+
+func fileUID(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }
