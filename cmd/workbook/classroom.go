@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:  "classroom",
 		short: "host a workshop on this machine: a JupyterHub for a list of students, then collect and grade their notebooks",
-		usage: "start --students FILE|a,b,c [--ip 127.0.0.1] [--port 8000] [--memory 6GiB] | status | stop | collect --exercise ID | grade --exercise ID [grade flags]  (all take --class DIR)",
+		usage: "start --students FILE|a,b,c [--ip 127.0.0.1] [--port 8000] [--memory 6GiB] | status | stop | copy --to DIR | collect --exercise ID | grade --exercise ID [grade flags]  (all take --class DIR)",
 		run:   runClassroom,
 	})
 }
@@ -71,6 +71,21 @@ func runClassroom(args []string) error {
 		}
 		fmt.Fprintf(stdout, "log: %s\nstop with: workbook classroom stop --class %s\n", classroom.HubLog(*class), *class)
 		return nil
+	case "copy":
+		// The single-user image's build (deploy/kubernetes/Containerfile) makes the student's copy
+		// with this, the same tree 'start' gives each student.
+		to := fs.String("to", "", "folder to create with a student's copy of the workbook")
+		if _, err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if *to == "" {
+			return usagef("--to is required")
+		}
+		repo, err := repoRoot()
+		if err != nil {
+			return err
+		}
+		return classroom.CopyWorkbook(repo, *to, os.Getuid(), os.Getgid())
 	case "status":
 		if _, err := parseFlags(fs, args); err != nil {
 			return err

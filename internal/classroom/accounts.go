@@ -149,7 +149,12 @@ var studentTrees = []string{"go.mod", "go.sum", "README.md", "datasets", "intern
 // copyWorkbook gives a student a private, writable copy of the workbook. An existing copy is left
 // as it is: it holds the student's work.
 func copyWorkbook(repo string, a *account) error {
-	dst := StudentWorkbook(a.Home)
+	return CopyWorkbook(repo, StudentWorkbook(a.Home), a.UID, a.GID)
+}
+
+// CopyWorkbook writes a student's copy of the workbook at dst, owned by uid:gid (the single-user
+// image's build uses it too). An existing dst is left as it is.
+func CopyWorkbook(repo, dst string, uid, gid int) error {
 	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
@@ -190,14 +195,14 @@ func copyWorkbook(repo string, a *account) error {
 			return os.WriteFile(target, b, 0o644)
 		})
 		if err != nil {
-			return fmt.Errorf("classroom: copy the workbook for %s: %v", a.Name, err)
+			return fmt.Errorf("classroom: copy the workbook to %s: %v", dst, err)
 		}
 	}
-	if err := chownTree(tmp, a.UID, a.GID); err != nil {
+	if err := chownTree(tmp, uid, gid); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("classroom: copy the workbook for %s: %v", a.Name, err)
+		return fmt.Errorf("classroom: copy the workbook to %s: %v", dst, err)
 	}
 	return nil
 }
