@@ -28,15 +28,13 @@ def walk(v, path, out):
 out = []
 walk(yaml.safe_load(open("values.yaml")), [], out)
 print(json.dumps(out))`
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		testenv.SkipMissing(t, "no /usr/bin/python3")
-	}
-	out, err := exec.Command("/usr/bin/python3", "-c", script).Output()
+	python := testenv.Python(t, "yaml")
+	cmd := exec.Command(python, "-c", script)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok && strings.Contains(string(ee.Stderr), "No module named 'yaml'") {
-			testenv.SkipMissing(t, "python3-yaml is not installed")
-		}
-		t.Fatalf("values.yaml does not parse: %v", err)
+		t.Fatalf("values.yaml does not parse: %v\n%s", err, stderr.String())
 	}
 	var paths [][]string
 	if err := json.Unmarshal(out, &paths); err != nil {

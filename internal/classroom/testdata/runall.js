@@ -11,6 +11,9 @@ const deadline = Date.now() + Number(timeoutS) * 1000;
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     headless: true,
+    // A page-side wait is one protocol call: puppeteer's default limit (180 s) would end Run All
+    // on a loaded machine before TIMEOUT_S does.
+    protocolTimeout: (Number(timeoutS) + 60) * 1000,
   });
   const result = {};
   try {
