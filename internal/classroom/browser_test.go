@@ -38,26 +38,21 @@ type browserResult struct {
 	Failure   string   `json:"failure"`
 }
 
-// requireClassTools skips (fails in CI) unless this machine can host a class and drive a browser:
-// root, Debian's jupyterhub and proxy, the GoNB kernel, chromium, node and puppeteer-core in
-// .dev/puppeteer (what .ci/run installs).
+// requireClassTools skips (fails in CI: internal/testenv) unless this machine can host a class
+// and drive a browser: root, Debian's jupyterhub and proxy, Jupyter with the GoNB kernel,
+// chromium, node and puppeteer-core in .dev/puppeteer (what .ci/run installs).
 func requireClassTools(t *testing.T, repo string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.SkipMissing(t, "classroom: hosting a class needs root (accounts, setuid servers)")
-	}
+	testenv.NeedRoot(t, "classroom: hosting a class (accounts, setuid servers)")
+	testenv.Long(t, "classroom: two students run an activity through JupyterHub in Chromium (about five minutes)")
 	for _, p := range []string{"jupyterhub", "configurable-http-proxy", "chromium", "node", "useradd", "chpasswd"} {
-		if _, err := exec.LookPath(p); err != nil {
-			testenv.SkipMissing(t, "classroom: %s not installed (.ci/run installs it)", p)
-		}
+		_, err := exec.LookPath(p)
+		testenv.Need(t, err == nil, "classroom: %s not installed (.ci/run installs it)", p)
 	}
 	mod := filepath.Join(repo, ".dev", "puppeteer", "node_modules")
-	if _, err := os.Stat(filepath.Join(mod, "puppeteer-core")); err != nil {
-		testenv.SkipMissing(t, "classroom: puppeteer-core not in %s (npm install --prefix .dev/puppeteer puppeteer-core)", mod)
-	}
-	if _, err := setup.FindKernelSpec(context.Background(), os.Environ()); err != nil {
-		testenv.SkipMissing(t, "classroom: no gonb kernel (workbook setup): %v", err)
-	}
+	_, err := os.Stat(filepath.Join(mod, "puppeteer-core"))
+	testenv.Need(t, err == nil, "classroom: puppeteer-core not in %s (npm install --prefix .dev/puppeteer puppeteer-core@24)", mod)
+	testenv.Jupyter(t)
 	return mod
 }
 
@@ -99,25 +94,35 @@ func TestClassroomInBrowser(t *testing.T) {
 	nodeModules := requireClassTools(t, repo)
 	weights := reference.Dir(t)
 
-	dir, err := os.MkdirTemp("", "wbclass-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One class folder across runs: its shared module cache and build cache template (minutes to
+	// compile) are kept, everything a class of new students must not inherit is removed.
+	dir := filepath.Join(os.TempDir(), "workbook-classroom-test")
 	students := []string{"wbtest-ann", "wbtest-ben"}
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	t.Cleanup(func() {
-		if err := Stop(dir, nil); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		for _, s := range students {
+	reset := func() {
+		for _, s := range students { // accounts, homes included
 			exec.Command("userdel", "--remove", s).Run()
 		}
-		os.RemoveAll(dir)
-	})
-	for _, s := range students { // a previous run's accounts, homes included
-		exec.Command("userdel", "--remove", s).Run()
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.Name() != "shared" && e.Name() != "gocache" {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
 	}
+	t.Cleanup(func() {
+		if _, err := ReadState(dir); err == nil {
+			if err := Stop(dir, nil); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		reset()
+	})
+	if _, err := ReadState(dir); err == nil {
+		Stop(dir, nil) // a previous run that was killed
+	}
+	reset()
 
 	t0 := time.Now()
 	st, err := Start(ctx, Options{Dir: dir, Repo: repo, Students: students, Port: freePort(t),

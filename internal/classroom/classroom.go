@@ -11,7 +11,8 @@
 //	  state.json      0600  students, address, cgroups of the running class
 //	  hub/            0700  jupyterhub_config.py, jupyterhub.sqlite, cookie secret, hub.log, hub.pid
 //	  shared/         0755  read-only for students: bin/ (go tools, gonb), jupyter/ (kernelspec),
-//	                        goproxy/ (offline module proxy)
+//	                        gomodcache/ (the module cache; its download cache is the offline proxy)
+//	  gocache/        0755  the build cache template every student's GOCACHE is seeded from
 //	  collected/ID/   0700  the notebooks collect gathered
 //	  grades/ID/      0700  the grader's gradebook, report and feedback
 //
@@ -43,8 +44,9 @@ type Options struct {
 	// WeightsDir is the folder of Keras weights files students read (default: WORKBOOK_WEIGHTS_DIR,
 	// else ~/.keras/models of the instructor); it is made readable, never writable, by students.
 	WeightsDir string
-	// GoCacheTemplate seeds each student's Go build cache (hard links to read-only entries); the
-	// grader's template by default, so a new student starts with GoMLX compiled.
+	// GoCacheTemplate seeds each student's Go build cache (hard links to read-only entries). By
+	// default CLASS/gocache, compiled at start with the students' own build settings
+	// (buildTemplate), so a new student starts with GoMLX and the workbook compiled.
 	GoCacheTemplate string
 	// Memory is the per-student memory limit (hub server, kernels, compiler) in bytes; 0: none.
 	Memory int64
@@ -153,6 +155,9 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // Layout helpers.
 func hubDir(dir string) string    { return filepath.Join(dir, "hub") }
 func sharedDir(dir string) string { return filepath.Join(dir, "shared") }
+func sharedModCache(dir string) string {
+	return filepath.Join(sharedDir(dir), "gomodcache")
+}
 
 // PasswordsFile is the instructor-only file of generated passwords.
 func PasswordsFile(dir string) string { return filepath.Join(dir, "passwords.txt") }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/transfer-learning-go/workbook/internal/grade/batch"
 )
 
 // CollectedDir is where Collect puts an exercise's notebooks, one STUDENT.ipynb each (the grader
@@ -57,7 +59,7 @@ func Collect(dir, notebookName, exercise string, log io.Writer) (files, missing 
 			continue
 		}
 		dst := filepath.Join(out, s+".ipynb")
-		if err := copyFile(src, dst, 0o600); err != nil {
+		if err := batch.CopyFile(src, dst, 0o600); err != nil {
 			return nil, nil, fmt.Errorf("classroom: collect %s: %v", src, err)
 		}
 		files = append(files, dst)
@@ -94,7 +96,7 @@ func ReturnFeedback(dir, exercise, feedbackDir string, log io.Writer) (int, erro
 		}
 		dst := filepath.Join(nbDir, "feedback-"+safeID(exercise)+".md")
 		os.Remove(dst) // whatever the student put there (a link included) is replaced
-		if err := copyFile(src, dst, 0o644); err != nil {
+		if err := batch.CopyFile(src, dst, 0o644); err != nil {
 			return n, fmt.Errorf("classroom: feedback for %s: %v", s, err)
 		}
 		if err := os.Lchown(dst, uid, gid); err != nil {

@@ -162,7 +162,7 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 	}
 	tmpl := opt.GoCacheTemplate
 	if tmpl == "" {
-		if tmpl, err = batch.DefaultGoCacheTemplate(); err != nil {
+		if tmpl, err = buildTemplate(ctx, dir, opt.Repo, log); err != nil {
 			return nil, err
 		}
 	}
@@ -193,7 +193,7 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 					return nil, err
 				}
 			} else {
-				fmt.Fprintf(log, "classroom: no Go build cache template at %s: %s's first cell compiles GoMLX (about a minute); run 'workbook grade' once to make one\n", tmpl, s)
+				fmt.Fprintf(log, "classroom: no Go build cache template at %s: %s's first cell compiles GoMLX (minutes)\n", tmpl, s)
 			}
 		}
 		if opt.Memory > 0 {
@@ -247,15 +247,17 @@ func checkTraversable(dir string) error {
 }
 
 // studentEnv is every single-user server's environment: the class's tools first on PATH, Go
-// modules from the offline proxy, no checksum database (no internet), the shared weights.
+// modules from the shared read-only module cache (its download cache as the proxy, no checksum
+// database: no internet), builds with -trimpath (see buildTemplate), the shared weights.
 func studentEnv(dir string, weights bool) map[string]string {
 	sh := sharedDir(dir)
 	env := map[string]string{
 		"PATH":          filepath.Join(sh, "bin") + ":/usr/local/go/bin:/usr/bin:/bin",
 		"JUPYTER_PATH":  filepath.Join(sh, "jupyter"),
-		"GOPROXY":       "file://" + filepath.Join(sh, "goproxy"),
+		"GOMODCACHE":    sharedModCache(dir),
+		"GOPROXY":       "file://" + filepath.Join(sharedModCache(dir), "cache", "download"),
 		"GOSUMDB":       "off",
-		"GOFLAGS":       "-mod=mod",
+		"GOFLAGS":       studentGoFlags,
 		"GOTOOLCHAIN":   "local",
 		"GOMLX_BACKEND": "go",
 		"LANG":          "C.UTF-8",

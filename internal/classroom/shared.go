@@ -5,18 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 
+	"github.com/transfer-learning-go/workbook/internal/grade/batch"
 	"github.com/transfer-learning-go/workbook/internal/setup"
 )
 
 // prepareShared fills CLASS/shared with what every student reads and nobody but the instructor
 // writes: the Go tools and GoNB (the instructor's are under /root, mode 0700), the gonb
-// kernelspec pointing at them, an offline module proxy and the weights.
+// kernelspec pointing at them, the instructor's module cache (one folder for all students, so
+// that compiled packages are the same for all: see buildTemplate; its download cache doubles as
+// the offline module proxy) and the weights.
 func prepareShared(ctx context.Context, dir, weights string) error {
 	sh := sharedDir(dir)
 	g, err := setup.ReadGoEnv(ctx)
@@ -28,7 +30,7 @@ func prepareShared(ctx context.Context, dir, weights string) error {
 		return fmt.Errorf("classroom: %v", err)
 	}
 	for _, tool := range []string{"gonb", "goimports", "gopls"} {
-		if err := copyFile(filepath.Join(g.BinDir(), tool), filepath.Join(bin, tool), 0o755); err != nil {
+		if err := batch.CopyFile(filepath.Join(g.BinDir(), tool), filepath.Join(bin, tool), 0o755); err != nil {
 			return fmt.Errorf("classroom: %s (run 'workbook setup' first): %v", tool, err)
 		}
 	}
@@ -50,7 +52,7 @@ func prepareShared(ctx context.Context, dir, weights string) error {
 	if v := os.Getenv("GOMODCACHE"); v != "" {
 		modcache = v
 	}
-	if err := linkTree(filepath.Join(modcache, "cache", "download"), filepath.Join(sh, "goproxy")); err != nil {
+	if err := linkTree(modcache, sharedModCache(dir)); err != nil {
 		return fmt.Errorf("%v (the module cache must hold the workbook's modules: run 'go mod download' in the checkout)", err)
 	}
 	if weights != "" {
@@ -119,34 +121,10 @@ func linkTree(src, dst string) error {
 				return err
 			}
 		}
-		return copyFile(p, target, 0o644)
+		return batch.CopyFile(p, target, 0o644)
 	})
 	if err != nil {
 		return fmt.Errorf("classroom: share %s as %s: %v", src, dst, err)
 	}
 	return nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }
