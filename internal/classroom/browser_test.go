@@ -32,6 +32,7 @@ type browserResult struct {
 	CodeCells int      `json:"code_cells"`
 	Executed  int      `json:"executed"`
 	Errors    []string `json:"errors"`
+	Stderr    []string `json:"stderr"`
 	Images    int      `json:"images"`
 	Text      string   `json:"text"`
 	Probe     string   `json:"probe"`
@@ -171,6 +172,9 @@ func TestClassroomInBrowser(t *testing.T) {
 	t.Logf("browser: login to server %.1f s, Run All %.1f s, %d/%d cells, %d image(s)", r.SpawnS, r.RunAllS, r.Executed, r.CodeCells, r.Images)
 	if r.Failure != "" {
 		t.Fatalf("browser: %s\noutputs so far:\n%s\nhub log:\n%s", r.Failure, r.Text, tail(HubLog(dir), 30))
+	}
+	for _, e := range r.Stderr {
+		t.Logf("Run All: on stderr: %s", strings.TrimSpace(e))
 	}
 	if r.CodeCells == 0 || r.Executed != r.CodeCells || len(r.Errors) > 0 {
 		t.Errorf("Run All: %d of %d code cells ran; errors: %q", r.Executed, r.CodeCells, r.Errors)

@@ -77,3 +77,50 @@ func TestStudentChecksHaveNoHiddenOnes(t *testing.T) {
 		}
 	}
 }
+
+// A student's copy (what 'start' gives each student and 'classroom copy' puts into the
+// single-user image) holds the notebooks and the packages they import, but no solved notebook,
+// no command and no hidden check.
+func TestCopyWorkbook(t *testing.T) {
+	wd, _ := os.Getwd()
+	repo := filepath.Join(wd, "..", "..")
+	dst := filepath.Join(t.TempDir(), "workbook")
+	if err := CopyWorkbook(repo, dst, os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go.mod", "go.sum", "kernelext", "datasets", "solutions/check", "notebooks/02-activity-8.01-vgg16-motorcycle.ipynb"} {
+		if _, err := os.Stat(filepath.Join(dst, want)); err != nil {
+			t.Errorf("copy lacks %s: %v", want, err)
+		}
+	}
+	for _, gone := range []string{"cmd", "solutions/02-activity-8.01-vgg16-motorcycle.ipynb", ".git", ".dev"} {
+		if _, err := os.Stat(filepath.Join(dst, gone)); err == nil {
+			t.Errorf("copy holds %s", gone)
+		}
+	}
+	checks, _ := filepath.Glob(filepath.Join(dst, "solutions", "checks", "*.json"))
+	if len(checks) == 0 {
+		t.Fatal("copy holds no checks files")
+	}
+	for _, f := range checks {
+		var doc struct{ Checks []struct{ Hidden bool } }
+		b, err := os.ReadFile(f)
+		if err != nil || json.Unmarshal(b, &doc) != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range doc.Checks {
+			if c.Hidden {
+				t.Errorf("%s: the student's copy holds a hidden check", filepath.Base(f))
+			}
+		}
+	}
+	// A second copy to the same place leaves the student's work alone.
+	mine := filepath.Join(dst, "notebooks", "mine.txt")
+	os.WriteFile(mine, []byte("work"), 0o644)
+	if err := CopyWorkbook(repo, dst, os.Getuid(), os.Getgid()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a second copy removed the student's file: %v", err)
+	}
+}

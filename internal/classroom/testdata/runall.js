@@ -45,7 +45,10 @@ const deadline = Date.now() + Number(timeoutS) * 1000;
       return {
         code_cells: cells.length,
         executed: cells.filter(c => typeof c.input_prompt_number === 'number').length,
-        errors: Array.from(document.querySelectorAll('.output_error, .output_stderr')).map(e => e.innerText.slice(0, 300)),
+        // A failed cell (panic, compile error) is an error output; stderr also carries the
+        // packages' one-line notices (which engine runs a model), reported apart.
+        errors: Array.from(document.querySelectorAll('.output_error')).map(e => e.innerText.slice(0, 300)),
+        stderr: Array.from(document.querySelectorAll('.output_stderr')).map(e => e.innerText.slice(0, 300)),
         images: document.querySelectorAll('.output_png img, .output_subarea img').length,
         text: Array.from(document.querySelectorAll('.output_text')).map(e => e.innerText).join('\n').slice(-4000),
       };
