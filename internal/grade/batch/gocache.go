@@ -52,7 +52,7 @@ func seedCache(template, dst string, uid, gid int) (copied bool, err error) {
 		case !d.Type().IsRegular() || strings.HasSuffix(d.Name(), mergeSuffix):
 			return nil
 		case rel == d.Name() && cacheTopFiles[d.Name()]:
-			if err := copyFile(p, target, 0o644); err != nil {
+			if err := CopyFile(p, target, 0o644); err != nil {
 				return err
 			}
 			return os.Lchown(target, uid, gid)
@@ -66,7 +66,7 @@ func seedCache(template, dst string, uid, gid int) (copied bool, err error) {
 			}
 			copied = true
 			// A copy owned by root and read-only behaves like the link.
-			return copyFile(p, target, cacheFileMode(rel, d))
+			return CopyFile(p, target, cacheFileMode(rel, d))
 		}
 		return nil
 	})
@@ -102,7 +102,7 @@ func mergeCache(src, template string) (added int, err error) {
 		}
 		tmp := f.Name()
 		f.Close()
-		if err := copyFile(p, tmp, mode); err != nil {
+		if err := CopyFile(p, tmp, mode); err != nil {
 			os.Remove(tmp)
 			return err
 		}
@@ -155,25 +155,43 @@ func ensureTemplate(dir string) error {
 	return nil
 }
 
-func copyFile(src, dst string, mode os.FileMode) error {
+// CopyFile copies src to dst with the given mode, through a temporary file renamed into place,
+// so that a reader (or a program running dst) never sees a half-written file. The classroom uses
+// it too.
+func CopyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	// O_EXCL: never through a link someone planted under the temporary name.
+	tmp := dst + ".tmp"
+	os.Remove(tmp)
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
+		os.Remove(tmp)
 		return err
 	}
 	if err := out.Close(); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	return os.Chmod(dst, mode)
+	if err := os.Chmod(tmp, mode); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
 // mergeSuffix marks a template entry being written by mergeCache.
 const mergeSuffix = ".merging"
+
+// SeedGoCache gives uid:gid a private GOCACHE at dst holding template's entries as read-only hard
+// links (seedCache); the classroom seeds each student's cache the same way as each submission's.
+func SeedGoCache(template, dst string, uid, gid int) (copied bool, err error) {
+	return seedCache(template, dst, uid, gid)
+}

@@ -125,7 +125,7 @@ func (g *grader) gradeOne(ctx context.Context, student, path string) (*Result, e
 			return nil, fmt.Errorf("grade: %v", err)
 		}
 		if err := os.Rename(out.executedCopy, dst); err != nil {
-			if err := copyFile(out.executedCopy, dst, 0o644); err != nil {
+			if err := CopyFile(out.executedCopy, dst, 0o644); err != nil {
 				return nil, fmt.Errorf("grade: keep executed notebook: %v", err)
 			}
 		}

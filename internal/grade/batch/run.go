@@ -247,7 +247,7 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 		// The launcher sanitized the output folder: this is a plain file of at most the
 		// file-size limit.
 		cp := sb.root + ".executed.ipynb"
-		if err := copyFile(res.Executed, cp, 0o644); err == nil {
+		if err := CopyFile(res.Executed, cp, 0o644); err == nil {
 			out.executedCopy = cp
 		}
 	}
