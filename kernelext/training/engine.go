@@ -35,8 +35,8 @@ func frozenBase(b backends.Backend, network string, app *applications.Model, unt
 			return nil, false, fmt.Errorf("training: frozen base of %s: %w", network, err)
 		}
 		if base.OnEngine() {
-			fmt.Fprintf(out, "Frozen %s base (up to %s): its forward pass runs on the workbook's own engine (internal/engine) instead of GoMLX's pure-Go backend, the layers above train in GoMLX: the same values to float32 rounding, for a fraction of the CPU time.\n",
-				app.Name(), until)
+			fmt.Fprintf(out, "Frozen %s base: its forward pass runs on the workbook's own engine (internal/engine; up to %s) instead of GoMLX's pure-Go backend, the layers above train in GoMLX: the same values to float32 rounding, for a fraction of the CPU time.\n",
+				map[string]string{"vgg16": "VGG16", "resnet50": "ResNet50"}[network], until)
 			return base.Predict, true, nil
 		}
 	}
