@@ -681,12 +681,7 @@ func (n *Net) image(p *plan, s *scratch, img []float32, h, w int, out []float32,
 			}
 		case stepAdd:
 			other, _ := in(st, 1)
-			for j := range dst {
-				dst[j] = src[j] + other[j]
-			}
-			if st.relu {
-				relu(dst)
-			}
+			add(dst, src, other, st.relu, workers)
 		case stepPad:
 			zeroPad(dst, src, x, st.pad)
 		case stepMaxPool:
@@ -697,6 +692,23 @@ func (n *Net) image(p *plan, s *scratch, img []float32, h, w int, out []float32,
 			globalPool(dst, src, x.c, st.kind == stepGlobalMax)
 		}
 	}
+}
+
+// add is a residual connection (dst = a + b, then the ReLU), split over workers: at batch 1
+// a lone image has both cores, and the adds of a large feature map are worth sharing.
+func add(dst, a, b []float32, relu bool, workers int) {
+	const minShare = 1 << 15 // values below which a second goroutine costs more than it saves
+	workers = max(1, min(workers, len(dst)/minShare))
+	if workers == 1 {
+		gemm.Add(dst, a, b, relu)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(dst)/workers, (w+1)*len(dst)/workers
+		wg.Go(func() { gemm.Add(dst[lo:hi], a[lo:hi], b[lo:hi], relu) })
+	}
+	wg.Wait()
 }
 
 func relu(v []float32) {
@@ -724,19 +736,14 @@ func conv(out, in []float32, x, y shape, st *step, pad [4]int, col []float32, wo
 			a = col
 		}
 		dst := out[y0*y.w*st.out : y1*y.w*st.out]
-		gemm.MulPacked(workers, m, a, k, st.packed, dst, st.out)
-		for q := range m {
-			row := dst[q*st.out : (q+1)*st.out]
-			if st.relu {
-				for j, v := range row {
-					row[j] = max(v+st.bias[j], 0)
-				}
-			} else {
-				for j := range row {
-					row[j] += st.bias[j]
-				}
-			}
-		}
+		gemm.MulPackedBias(workers, m, a, k, st.packed, st.bias, st.relu, dst, st.out)
+	}
+	if workers > 1 && bands >= workers && bands%workers != 0 {
+		// Thinner bands, as many for each worker: 7 bands on 2 cores keep one idle for the
+		// last, 8 do not. The bits do not depend on the band height.
+		bands = ceilDiv(bands, workers) * workers
+		rows = ceilDiv(y.h, bands)
+		bands = ceilDiv(y.h, rows)
 	}
 	if workers < 2 || bands < workers || len(col)/workers < rows*y.w*k {
 		for b := range bands {

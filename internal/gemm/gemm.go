@@ -183,22 +183,65 @@ func (p *PackedB) Cols() int { return p.n }
 // stride ldc) on at most workers goroutines, with the micro-kernel b was packed for. The
 // result has the same bits as Mul's.
 func MulPacked(workers, m int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
+	MulPackedBias(workers, m, a, lda, b, nil, false, c, ldc)
+}
+
+// MulPackedBias is MulPacked followed by C[i][j] += bias[j] (when bias is not nil) and
+// max(·, 0) (when relu is set) — a layer's bias and ReLU — applied to each register tile of
+// C right after its last product, while the tile is still in L1, instead of in another pass
+// over C. The bits are those of MulPacked then the additions.
+func MulPackedBias(workers, m int, a []float32, lda int, b *PackedB, bias []float32, relu bool, c []float32, ldc int) {
 	n, k := b.n, b.k
 	if m < 0 {
 		panic(fmt.Sprintf("gemm: negative dimension m=%d", m))
 	}
 	checkMatrix("A", a, m, k, lda)
 	checkMatrix("C", c, m, n, ldc)
+	if bias != nil && len(bias) < n {
+		panic(fmt.Sprintf("gemm: bias: %d values for %d columns", len(bias), n))
+	}
 	if trivial(m, n, k, c, ldc) {
+		if k == 0 && (bias != nil || relu) {
+			ep := epilogue{bias: bias, relu: relu}
+			ep.apply(b.kern, m, n, c, ldc, 0)
+		}
 		return
 	}
+	var ep *epilogue
+	if bias != nil || relu {
+		ep = &epilogue{bias: bias, relu: relu}
+	}
 	parallel(b.kern, workers, m, n, k, func(i0, i1, j0, j1 int) {
-		mulPackedSerial(i1-i0, j0, j1, a[i0*lda:], lda, b, c[i0*ldc:], ldc)
+		mulPackedSerial(i1-i0, j0, j1, a[i0*lda:], lda, b, c[i0*ldc:], ldc, ep)
 	})
 }
 
-// mulPackedSerial computes columns [j0, j1) (tile-aligned: j0 a multiple of nr) of C = A·B.
-func mulPackedSerial(m, j0, j1 int, a []float32, lda int, b *PackedB, c []float32, ldc int) {
+// epilogue is what MulPackedBias does to a tile of C once its product is complete.
+type epilogue struct {
+	bias []float32 // nil: no bias
+	relu bool
+}
+
+// apply adds the bias (its columns from j0 on) to the rows×cols block of C at c and applies
+// the ReLU.
+func (ep *epilogue) apply(kern *microKernel, rows, cols int, c []float32, ldc, j0 int) {
+	if ep.bias != nil {
+		addRows(kern, rows, cols, c, ldc, c, ldc, ep.bias[j0:], 0, ep.relu)
+		return
+	}
+	for r := range rows {
+		row := c[r*ldc : r*ldc+cols]
+		for j, v := range row {
+			if v < 0 {
+				row[j] = 0
+			}
+		}
+	}
+}
+
+// mulPackedSerial computes columns [j0, j1) (tile-aligned: j0 a multiple of nr) of C = A·B,
+// then the epilogue, if any.
+func mulPackedSerial(m, j0, j1 int, a []float32, lda int, b *PackedB, c []float32, ldc int, ep *epilogue) {
 	kern := b.kern
 	nc, mc := kern.nc, kern.mc
 	buf := getBuffers(kern, false)
@@ -214,10 +257,14 @@ func mulPackedSerial(m, j0, j1 int, a []float32, lda int, b *PackedB, c []float3
 			p0 := pb * b.depth
 			kb := min(b.depth, k-p0)
 			panel := b.data[b.offset[jb*b.panels+pb]+(lo-jb*nc)*kb:]
+			var last *epilogue
+			if pb == b.panels-1 {
+				last = ep
+			}
 			for i0 := 0; i0 < m; i0 += mc {
 				mb := min(mc, m-i0)
 				packA(kern, buf.a, a[i0*lda+p0:], lda, mb, kb)
-				macroKernel(kern, mb, hi-lo, kb, buf.a, panel, c[i0*ldc+lo:], ldc, p0 > 0)
+				macroKernel(kern, mb, hi-lo, kb, buf.a, panel, c[i0*ldc+lo:], ldc, p0 > 0, last, lo)
 			}
 		}
 	}
@@ -287,16 +334,17 @@ func mulSerial(kern *microKernel, m, n, k int, a []float32, lda int, b []float32
 			for i0 := 0; i0 < m; i0 += mc {
 				mb := min(mc, m-i0)
 				packA(kern, buf.a, a[i0*lda+p0:], lda, mb, kb)
-				macroKernel(kern, mb, nb, kb, buf.a, buf.b, c[i0*ldc+j0:], ldc, p0 > 0)
+				macroKernel(kern, mb, nb, kb, buf.a, buf.b, c[i0*ldc+j0:], ldc, p0 > 0, nil, 0)
 			}
 		}
 	}
 }
 
 // macroKernel multiplies a packed mb×kb block of A by a packed kb×nb panel of B into C
-// (adding to C when accumulate is set). Full tiles go straight to C; edge tiles go through
-// a zero-padded scratch tile, so the kernel always computes mr×nr.
-func macroKernel(kern *microKernel, mb, nb, kb int, pa, pb []float32, c []float32, ldc int, accumulate bool) {
+// (adding to C when accumulate is set), then applies ep (if not nil; C's first column is
+// column j0 of the whole product) to each tile. Full tiles go straight to C; edge tiles go
+// through a zero-padded scratch tile, so the kernel always computes mr×nr.
+func macroKernel(kern *microKernel, mb, nb, kb int, pa, pb []float32, c []float32, ldc int, accumulate bool, ep *epilogue, j0 int) {
 	mr, nr, kernel := kern.mr, kern.nr, kern.tile
 	var tile [maxTile]float32
 	for j := 0; j < nb; j += nr {
@@ -307,19 +355,22 @@ func macroKernel(kern *microKernel, mb, nb, kb int, pa, pb []float32, c []float3
 			rows := min(mr, mb-i)
 			if rows == mr && cols == nr {
 				kernel(kb, as, bs, c[i*ldc+j:], ldc, accumulate)
-				continue
-			}
-			kernel(kb, as, bs, tile[:], nr, false)
-			for r := range rows {
-				dst := c[(i+r)*ldc+j : (i+r)*ldc+j+cols]
-				src := tile[r*nr : r*nr+cols]
-				if accumulate {
-					for x, v := range src {
-						dst[x] += v
+			} else {
+				kernel(kb, as, bs, tile[:], nr, false)
+				for r := range rows {
+					dst := c[(i+r)*ldc+j : (i+r)*ldc+j+cols]
+					src := tile[r*nr : r*nr+cols]
+					if accumulate {
+						for x, v := range src {
+							dst[x] += v
+						}
+					} else {
+						copy(dst, src)
 					}
-				} else {
-					copy(dst, src)
 				}
+			}
+			if ep != nil {
+				ep.apply(kern, rows, cols, c[i*ldc+j:], ldc, j0+j)
 			}
 		}
 	}

@@ -21,6 +21,9 @@ type microKernel struct {
 	// packStrip, if not nil, packs a full strip of A (mr rows, kb columns, row stride lda)
 	// k-major into dst, with SIMD shuffles; nil packs in Go.
 	packStrip func(dst, a []float32, lda, mr, kb int)
+	// addRows, if not nil, is the SIMD form of addRowsGo for whole groups of 8 columns
+	// (cols8 of them); nil adds in Go.
+	addRows func(rows, cols8 int, dst *float32, ldd int, a *float32, lda int, b *float32, ldb int, relu int)
 	// missing names the CPU feature this machine lacks for the kernel ("" when it runs here).
 	missing string
 }

@@ -22,14 +22,14 @@ func lacks(has bool, feature string) string {
 // 384 deep and 84 to 336 rows were all within the noise of each other.
 var kernelAVX512 = &microKernel{
 	name: "avx512", mr: 14, nr: 32, kc: 256, mc: 14 * 24, nc: 32 * 128,
-	tile: tileAVX512, packStrip: packStripSIMD, missing: lacks(cpu.X86.HasAVX512F, "AVX-512F"),
+	tile: tileAVX512, packStrip: packStripSIMD, addRows: addRowsAVX, missing: lacks(cpu.X86.HasAVX512F, "AVX-512F"),
 }
 
 // kernelAVX2 is the 6×16 tile in twelve YMM accumulators (VBROADCASTSS + VFMADD231PS), for
 // CPUs with AVX2 and FMA but without AVX-512.
 var kernelAVX2 = &microKernel{
 	name: "avx2-fma", mr: mr, nr: nr, kc: kc, mc: mc, nc: nc,
-	tile: tileAVX2, packStrip: packStripSIMD, missing: lacks(cpu.X86.HasAVX2 && cpu.X86.HasFMA, "AVX2 and FMA"),
+	tile: tileAVX2, packStrip: packStripSIMD, addRows: addRowsAVX, missing: lacks(cpu.X86.HasAVX2 && cpu.X86.HasFMA, "AVX2 and FMA"),
 }
 
 // kernel6x16 is the AVX2+FMA micro-kernel (kernel_amd64.s): C[0:6, 0:16] (row stride ldc
@@ -58,13 +58,6 @@ func tileAVX512(kb int, a, b, c []float32, ldc int, accumulate bool) {
 	_ = b[kb*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	kernel14x32(kb, &a[0], &b[0], &c[0], ldc, boolInt(accumulate))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // packRows (kernel_amd64.s) transposes rows (4 or 2) rows of A, 4·kb4 columns, into
@@ -96,3 +89,9 @@ func packStripSIMD(dst, a []float32, lda, mr, kb int) {
 		}
 	}
 }
+
+// addRowsAVX (kernel_amd64.s): dst[r·ldd+j] = a[r·lda+j] + b[r·ldb+j] for r < rows, j <
+// 8·cols8, then max(·, 0) when relu is 1. AVX, which every CPU with AVX2 has.
+//
+//go:noescape
+func addRowsAVX(rows, cols8 int, dst *float32, ldd int, a *float32, lda int, b *float32, ldb int, relu int)

@@ -367,3 +367,61 @@ loop2rows:
 
 donerows:
 	RET
+
+// func addRowsAVX(rows, cols8 int, dst *float32, ldd int, a *float32, lda int, b *float32, ldb int, relu int)
+// For r < rows and j < 8·cols8: dst[r·ldd+j] = a[r·lda+j] + b[r·ldb+j], then max(·, 0) when
+// relu is set (a NaN stays NaN: VMAXPS returns its second source, the sum, on a NaN). Strides
+// are in elements; ldb = 0 adds one row (a bias) to every row. AVX (VEX 256-bit).
+TEXT ·addRowsAVX(SB), NOSPLIT, $0-72
+	MOVQ rows+0(FP), AX
+	MOVQ cols8+8(FP), BX
+	MOVQ dst+16(FP), DI
+	MOVQ ldd+24(FP), R8
+	MOVQ a+32(FP), SI
+	MOVQ lda+40(FP), R9
+	MOVQ b+48(FP), DX
+	MOVQ ldb+56(FP), R10
+	MOVQ relu+64(FP), R11
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R10
+	VXORPS Y15, Y15, Y15
+	TESTQ AX, AX
+	JZ    addrowsdone
+	TESTQ BX, BX
+	JZ    addrowsdone
+
+addrowsrow:
+	MOVQ BX, CX
+	XORQ R12, R12 // byte offset in the row
+	TESTQ R11, R11
+	JNZ   addrowsrelu
+
+addrowsplain:
+	VMOVUPS (SI)(R12*1), Y0
+	VADDPS  (DX)(R12*1), Y0, Y0
+	VMOVUPS Y0, (DI)(R12*1)
+	ADDQ    $32, R12
+	DECQ    CX
+	JNZ     addrowsplain
+	JMP     addrowsnext
+
+addrowsrelu:
+	VMOVUPS (SI)(R12*1), Y0
+	VADDPS  (DX)(R12*1), Y0, Y0
+	VMAXPS  Y0, Y15, Y0
+	VMOVUPS Y0, (DI)(R12*1)
+	ADDQ    $32, R12
+	DECQ    CX
+	JNZ     addrowsrelu
+
+addrowsnext:
+	ADDQ R8, DI
+	ADDQ R9, SI
+	ADDQ R10, DX
+	DECQ AX
+	JNZ  addrowsrow
+
+addrowsdone:
+	VZEROUPPER
+	RET
