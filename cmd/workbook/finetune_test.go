@@ -174,7 +174,7 @@ func variables(t *testing.T, path string) map[string][]byte {
 }
 
 // bookWayPath is one of the two ways the book's way can run: the whole model in GoMLX, or the
-// frozen base on the workbook's inference code and the head in GoMLX (where the CPU allows).
+// frozen base on the workbook's engine and the head in GoMLX (where the CPU allows).
 type bookWayPath struct {
 	name  string
 	split bool
@@ -189,7 +189,7 @@ func bookWayPaths(t *testing.T) []bookWayPath {
 		t.Fatal(err)
 	}
 	if training.FrozenBaseOnEngine(b, "vgg16") {
-		paths = append(paths, bookWayPath{"base on the inference code", true})
+		paths = append(paths, bookWayPath{"base on the engine", true})
 	} else {
 		t.Logf("the base runs in GoMLX here (backend %s, gemm kernel %s): only the whole-model path is tested", backend.Describe(b), gemm.KernelName())
 	}
@@ -321,7 +321,7 @@ func freezeThenUnfreeze(t *testing.T, path bookWayPath) {
 func TestFinetuneResume(t *testing.T) {
 	needGoBackend(t)
 	// The path the command takes here: the head apart from the base where the base runs on the
-	// inference code (its checkpoint then holds the head alone), else the whole model.
+	// engine (its checkpoint then holds the head alone), else the whole model.
 	paths := bookWayPaths(t)
 	path := paths[len(paths)-1]
 	data := makeData(t, map[string]int{"training_set/car": 4, "training_set/flower": 4, "test_set/car": 2, "test_set/flower": 2})
@@ -450,7 +450,7 @@ func TestFinetuneSplitMatchesWholeModel(t *testing.T) {
 	needGoBackend(t)
 	paths := bookWayPaths(t)
 	testenv.NeedFeature(t, "avx2", len(paths) == 2,
-		"the frozen base on the workbook's inference code against the whole model in GoMLX")
+		"the frozen base on the workbook's engine against the whole model in GoMLX")
 	w := filepath.Join(reference.Dir(t), weights.VGG16NoTop)
 	type result struct {
 		out  string

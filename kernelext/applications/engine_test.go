@@ -91,6 +91,28 @@ func relDiff(a, b []float32) float64 {
 	return maxAbsDiff(a, b) / scale
 }
 
+// agree predicts x with the engine model fast and the GoMLX model slow: same shape, and a
+// relative difference of at most tol.
+func agree(t *testing.T, fast, slow *Model, x *kernelext.Array, tol float64) {
+	t.Helper()
+	got, err := fast.Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := slow.Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Shape, want.Shape) {
+		t.Fatalf("shape %v, GoMLX %v", got.Shape, want.Shape)
+	}
+	d := relDiff(got.Data, want.Data)
+	t.Logf("%v → %v: max relative difference engine vs GoMLX %.3g", x.Shape, got.Shape, d)
+	if !(d <= tol) {
+		t.Errorf("engine and GoMLX differ by %.3g (relative) > %g", d, tol)
+	}
+}
+
 func TestEngineMatchesGoMLX(t *testing.T) {
 	b := engineBackend(t)
 	for _, c := range []struct {
@@ -121,22 +143,7 @@ func TestEngineMatchesGoMLX(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := fast.Predict(c.x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := slow.Predict(c.x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got.Shape, want.Shape) {
-				t.Fatalf("shape %v, GoMLX %v", got.Shape, want.Shape)
-			}
-			d := relDiff(got.Data, want.Data)
-			t.Logf("%s: max relative difference engine vs GoMLX %.3g", c.name, d)
-			if !(d <= c.tol) {
-				t.Errorf("engine and GoMLX differ by %.3g (relative) > %g", d, c.tol)
-			}
+			agree(t, fast, slow, c.x, c.tol)
 		})
 	}
 }
