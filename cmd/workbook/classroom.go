@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/transfer-learning-go/workbook/internal/classroom"
@@ -36,6 +38,7 @@ func runClassroom(args []string) error {
 		ip := fs.String("ip", classroom.DefaultIP, "address the hub listens on (0.0.0.0: every network the machine is on)")
 		port := fs.Int("port", classroom.DefaultPort, "port the hub listens on (it also uses the next two on 127.0.0.1)")
 		memory := fs.String("memory", "6GiB", "memory limit per student (server, kernels and compiler together); 0: none")
+		cpus := fs.Float64("cpus", float64(runtime.NumCPU()), "at most this many cores' worth of CPU time per student (default: all of this machine's); students computing at once share the CPU equally either way")
 		auth := fs.String("authenticator", "pam", `"pam" (students log in with the generated passwords) or "dummy" (any password; loopback only, for tests)`)
 		weights := fs.String("weights", "", "the Keras weights folder students read (default WORKBOOK_WEIGHTS_DIR, else ~/.keras/models)")
 		if _, err := parseFlags(fs, args); err != nil {
@@ -54,6 +57,11 @@ func runClassroom(args []string) error {
 				return usagef("--memory: %v", err)
 			}
 		}
+		cpuSet := false
+		fs.Visit(func(f *flag.Flag) { cpuSet = cpuSet || f.Name == "cpus" })
+		if mem == 0 && !cpuSet {
+			*cpus = 0 // no cgroup without a memory limit, and nothing asked of one
+		}
 		repo, err := repoRoot()
 		if err != nil {
 			return err
@@ -61,7 +69,7 @@ func runClassroom(args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		st, err := classroom.Start(ctx, classroom.Options{Dir: *class, Repo: repo, Students: names, IP: *ip, Port: *port,
-			Authenticator: *auth, WeightsDir: *weights, Memory: mem, Log: stderr})
+			Authenticator: *auth, WeightsDir: *weights, Memory: mem, CPUs: *cpus, Log: stderr})
 		if err != nil {
 			return err
 		}

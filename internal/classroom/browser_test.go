@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,7 +128,7 @@ func TestClassroomInBrowser(t *testing.T) {
 
 	t0 := time.Now()
 	st, err := Start(ctx, Options{Dir: dir, Repo: repo, Students: students, Port: freePort(t),
-		WeightsDir: weights, Memory: 6 << 30, Log: testLog{t}})
+		WeightsDir: weights, Memory: 6 << 30, CPUs: 1.5, Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +192,9 @@ func TestClassroomInBrowser(t *testing.T) {
 			break
 		}
 	}
+
+	// Ann's server and kernel run in her cgroup, under its CPU cap.
+	checkCPUCap(t, uid, 1.5)
 
 	// Collect and grade through the command, as the instructor does.
 	bin := filepath.Join(dir, "workbook")
@@ -259,4 +263,48 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(b []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// checkCPUCap checks that the processes of user uid still running (the single-user server and
+// its kernels) are all in a cgroup whose CPU quota is cpus cores, as the kernel reports it.
+func checkCPUCap(t *testing.T, uid int, cpus float64) {
+	t.Helper()
+	want := strconv.Itoa(int(cpus * 100000))
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid := e.Name()
+		status, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+		if err != nil || !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t", uid)) {
+			continue
+		}
+		groups, err := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+		if err != nil {
+			continue
+		}
+		quota := ""
+		for _, l := range strings.Split(strings.TrimSpace(string(groups)), "\n") {
+			f := strings.SplitN(l, ":", 3)
+			if len(f) != 3 {
+				continue
+			}
+			switch {
+			case f[0] == "0" && f[1] == "": // v2: "quota period"
+				if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", f[2], "cpu.max")); err == nil {
+					quota = strings.Fields(string(b))[0]
+				}
+			case slices.Contains(strings.Split(f[1], ","), "cpu"):
+				if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", f[2], "cpu.cfs_quota_us")); err == nil {
+					quota = strings.TrimSpace(string(b))
+				}
+			}
+		}
+		if quota != want {
+			t.Errorf("process %s of uid %d: CPU quota %q µs per 100 ms, want %s (cgroups:\n%s)", pid, uid, quota, want, groups)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Errorf("no process of uid %d is running", uid)
+	}
 }

@@ -50,7 +50,11 @@ type Options struct {
 	GoCacheTemplate string
 	// Memory is the per-student memory limit (hub server, kernels, compiler) in bytes; 0: none.
 	Memory int64
-	Log    io.Writer
+	// CPUs caps each student's processes at this many cores' worth of CPU time (0: no cap). With
+	// or without a cap, students who compute at the same time share the CPU equally: each is
+	// one cgroup of the same weight. It needs Memory: one cgroup holds both limits.
+	CPUs float64
+	Log  io.Writer
 }
 
 // Defaults.

@@ -91,6 +91,9 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 			return nil, fmt.Errorf("classroom: %s not found (apt-get install jupyterhub node-configurable-http-proxy)", p)
 		}
 	}
+	if opt.CPUs < 0 || (opt.CPUs > 0 && opt.Memory <= 0) {
+		return nil, fmt.Errorf("classroom: a CPU limit (%v) needs a positive memory limit: one cgroup per student holds both", opt.CPUs)
+	}
 	if opt.IP == "" {
 		opt.IP = DefaultIP
 	}
@@ -200,6 +203,12 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 			cg, err := sandbox.NewCgroup("class-"+s, opt.Memory, 4096)
 			if err != nil {
 				return nil, fmt.Errorf("classroom: memory limit for %s: %v", s, err)
+			}
+			if opt.CPUs > 0 {
+				if err := cg.LimitCPU(opt.CPUs); err != nil {
+					cg.Remove()
+					return nil, fmt.Errorf("classroom: CPU limit for %s: %v", s, err)
+				}
 			}
 			st.Cgroups[s] = cg.ProcsFiles()
 		}

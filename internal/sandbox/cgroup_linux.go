@@ -27,7 +27,7 @@ const parentGroup = "workbook-grade"
 // otherwise version 1's memory and pids controllers.
 type Cgroup struct {
 	Version int
-	dirs    []string // v1: memory dir then pids dir; v2: one dir
+	dirs    []string // v1: memory dir, pids dir, then the cpu dir of LimitCPU; v2: one dir
 }
 
 // CgroupStats is what a run used.
@@ -148,6 +148,63 @@ func NewCgroup(name string, memory, pids int64) (*Cgroup, error) {
 	}
 	ok = true
 	return c, nil
+}
+
+// cpuPeriod is the scheduling period (µs) of a CPU quota: cpus×cpuPeriod µs of CPU time per
+// period. 100 ms is the kernel's default and smooth enough for interactive work.
+const cpuPeriod = 100000
+
+// LimitCPU caps the group at cpus cores' worth of CPU time (0.5: half a core; 2: two cores),
+// with the CPU controller of the group's cgroup version (v1: cpu.cfs_quota_us in the cpu
+// hierarchy, which joins ProcsFiles; v2: cpu.max). Apart from the cap, groups that compete for
+// the CPU get equal shares of it: each is one group of the same weight.
+func (c *Cgroup) LimitCPU(cpus float64) error {
+	if !(cpus > 0) {
+		return fmt.Errorf("sandbox: CPU limit must be positive, not %v", cpus)
+	}
+	if len(c.dirs) == 0 {
+		return errors.New("sandbox: cgroup already removed")
+	}
+	quota := strconv.FormatInt(max(int64(cpus*cpuPeriod), 1000), 10)
+	if c.Version == 2 {
+		dir := c.dirs[0]
+		for _, d := range []string{cgroupRoot, filepath.Dir(dir)} {
+			if err := writeFile(filepath.Join(d, "cgroup.subtree_control"), "+cpu"); err != nil {
+				return fmt.Errorf("%v (no cgroup v2 cpu controller?)", err)
+			}
+		}
+		return writeFile(filepath.Join(dir, "cpu.max"), quota+" "+strconv.Itoa(cpuPeriod))
+	}
+	hier := filepath.Join(cgroupRoot, "cpu")
+	if _, err := os.Stat(filepath.Join(hier, "cpu.cfs_quota_us")); err != nil {
+		return fmt.Errorf("sandbox: no cgroup v1 cpu hierarchy with CFS quotas at %s", hier)
+	}
+	parent := filepath.Join(hier, parentGroup)
+	if err := mkdirGroup(parent); err != nil {
+		return err
+	}
+	dir := filepath.Join(parent, filepath.Base(c.dirs[0]))
+	if err := mkdirGroup(dir); err != nil {
+		return err
+	}
+	c.dirs = append(c.dirs, dir)
+	if err := writeFile(filepath.Join(dir, "cpu.cfs_period_us"), strconv.Itoa(cpuPeriod)); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "cpu.cfs_quota_us"), quota)
+}
+
+// Throttled is how many scheduling periods the group's CPU cap held it back (cpu.stat's
+// nr_throttled): 0 without LimitCPU.
+func (c *Cgroup) Throttled() (int64, error) {
+	for _, d := range c.dirs {
+		if st, err := keyValues(filepath.Join(d, "cpu.stat")); err == nil {
+			if n, ok := st["nr_throttled"]; ok {
+				return n, nil
+			}
+		}
+	}
+	return 0, nil
 }
 
 func mkdirGroup(dir string) error {

@@ -33,6 +33,12 @@ func CgroupSupport() (int, error) { return 0, errUnsupported }
 // NewCgroup fails outside Linux.
 func NewCgroup(string, int64, int64) (*Cgroup, error) { return nil, errUnsupported }
 
+// LimitCPU fails outside Linux.
+func (c *Cgroup) LimitCPU(float64) error { return errUnsupported }
+
+// Throttled fails outside Linux.
+func (c *Cgroup) Throttled() (int64, error) { return 0, errUnsupported }
+
 // ProcsFiles is empty outside Linux.
 func (c *Cgroup) ProcsFiles() []string { return nil }
 

@@ -176,6 +176,45 @@ func TestMemoryCgroup(t *testing.T) {
 	}
 }
 
+// A CPU cap holds a busy process back: at a tenth of a core, a half-second busy loop spans
+// several scheduling periods and the kernel throttles the group in them.
+func TestCPUCgroup(t *testing.T) {
+	needRoot(t)
+	if _, err := CgroupSupport(); err != nil {
+		testenv.SkipMissing(t, "memory cgroup: %v", err)
+	}
+	cg, err := NewCgroup(fmt.Sprintf("test-cpu-%d", os.Getpid()), 256<<20, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Remove()
+	for _, bad := range []float64{0, -1} {
+		if err := cg.LimitCPU(bad); err == nil {
+			t.Errorf("LimitCPU(%v) accepted", bad)
+		}
+	}
+	if err := cg.LimitCPU(0.1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := shConfig(t)
+	cfg.CgroupProcs = cg.ProcsFiles()
+	cfg.Command = "/usr/bin/python3"
+	out, code := run(t, cfg, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\nprint('done')")
+	if code != 0 || !strings.Contains(out, "done") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	n, err := cg.Throttled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 3 {
+		t.Errorf("throttled in %d periods, want several: the CPU cap does not hold", n)
+	}
+	if err := cg.Remove(); err != nil {
+		t.Error(err)
+	}
+}
+
 // SIGUSR1 to the launcher reaches the command (nbrun's "stop and write what ran").
 func TestSignalForwarded(t *testing.T) {
 	needRoot(t)
