@@ -34,3 +34,26 @@ func BenchmarkDecodeBook(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStages splits our decode of each book image into its two halves:
+// "scans" (marker parsing, Huffman decoding and IDCT into sample planes,
+// timed as a whole decode minus the output stage) is not separable, so it
+// times "output" alone: upsampling and colour conversion of the decoded
+// planes, the part Go's image/jpeg leaves to its YCbCr image.
+func BenchmarkStages(b *testing.B) {
+	for _, f := range bookFiles(b) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var d decoder
+		if _, err := d.run(bytes.NewReader(data), false); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("output/"+filepath.Base(f), func(b *testing.B) {
+			for b.Loop() {
+				d.rgb()
+			}
+		})
+	}
+}

@@ -9,7 +9,10 @@ package jpeg
 // image/jpeg instead replicates chroma samples and uses different colour
 // rounding, which moves 4:2:0 pixels by up to ~25.
 
-import "image"
+import (
+	"encoding/binary"
+	"image"
+)
 
 // Fixed-point YCbCr->RGB tables of jdcolor.c (build_ycc_rgb_table), with
 // SCALEBITS = 16, indexed by the raw Cb/Cr sample.
@@ -27,15 +30,9 @@ func init() {
 }
 
 // clamp255 limits a colour-converted value to a sample, like libjpeg's
-// range-limit table.
+// range-limit table (branch-free: min and max become conditional moves).
 func clamp255(x int32) byte {
-	if x < 0 {
-		return 0
-	}
-	if x > 255 {
-		return 255
-	}
-	return byte(x)
+	return byte(min(max(x, 0), 255))
 }
 
 // upsampler produces full-resolution rows of one component, choosing the
@@ -194,15 +191,23 @@ func (d *decoder) rgb() *image.RGBA {
 			}
 			continue
 		}
-		for x := range w {
-			yy := int32(c0[x])
-			cb, cr := c1[x], c2[x]
-			o := out[4*x : 4*x+4 : 4*x+4]
-			o[0] = clamp255(yy + crR[cr])
-			o[1] = clamp255(yy + ((cbG[cb] + crG[cr]) >> 16))
-			o[2] = clamp255(yy + cbB[cb])
-			o[3] = 255
-		}
+		ycbcrRow(out, c0, c1, c2)
 	}
 	return img
+}
+
+// ycbcrRow converts one row of full-resolution Y, Cb and Cr samples to
+// opaque RGBA pixels in out (4*len(y) bytes) with jdcolor.c's ycc_rgb_convert
+// arithmetic. Each pixel is stored as one 32-bit word.
+func ycbcrRow(out, y, cb, cr []byte) {
+	n := len(y)
+	out, cb, cr = out[:4*n], cb[:n], cr[:n]
+	for x, yv := range y {
+		yy := int32(yv)
+		b, r := cb[x], cr[x]
+		px := uint32(clamp255(yy+crR[r])) |
+			uint32(clamp255(yy+((cbG[b]+crG[r])>>16)))<<8 |
+			uint32(clamp255(yy+cbB[b]))<<16 | 0xff<<24
+		binary.LittleEndian.PutUint32(out[4*x:], px)
+	}
 }

@@ -64,6 +64,12 @@ func (br *bitReader) decode(t *huffTable) (byte, error) {
 		br.n -= l
 		return byte(e), nil
 	}
+	return br.decodeSlow(t)
+}
+
+// decodeSlow decodes a symbol whose code is longer than lookBits (or
+// invalid), with at least 16 bits in acc.
+func (br *bitReader) decodeSlow(t *huffTable) (byte, error) {
 	for l := lookBits + 1; l <= 16; l++ {
 		code := int32(br.acc >> (64 - l))
 		if code <= t.maxCode[l] {

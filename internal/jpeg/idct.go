@@ -3,6 +3,8 @@
 
 package jpeg
 
+import "encoding/binary"
+
 // This file ports libjpeg's accurate integer inverse DCT ("ISLOW",
 // jidctint.c, the Loeffler-Ligtenberg-Moschytz algorithm with 13-bit fixed
 // point constants), the method libjpeg-turbo and therefore Pillow use by
@@ -35,16 +37,10 @@ func descale(x int64, n uint) int64 {
 }
 
 // clampSample maps x+128 into 0..255, which is what libjpeg's range-limit
-// table does for every value a real encoder can produce.
+// table does for every value a real encoder can produce. min and max compile
+// to conditional moves, so the clamp costs no branch mispredictions.
 func clampSample(x int64) byte {
-	x += 128
-	if x < 0 {
-		return 0
-	}
-	if x > 255 {
-		return 255
-	}
-	return byte(x)
+	return byte(min(max(x+128, 0), 255))
 }
 
 // idct1D is the shared 1-D kernel of both passes: inputs c0..c7 (already
@@ -85,30 +81,44 @@ func idct1D(c0, c1, c2, c3, c4, c5, c6, c7 int64) (o0, o1, o2, o3, o4, o5, o6, o
 		tmp13 - a, tmp12 - b, tmp11 - c, tmp10 - d
 }
 
-// idctISLOW dequantizes the natural-order coefficients coef with the
-// natural-order table quant, inverse transforms them and writes the 8x8
-// samples (level-shifted by 128 and clamped) to dst with the given stride.
-// Coefficients and quantizers are first narrowed to 16 bits, as libjpeg-turbo
-// stores them (JCOEF and its SIMD-build MULTIPLIER type).
-func idctISLOW(coef *block, quant *block, dst []byte, stride int) {
-	var in, ws [blockSize]int64
-	for k := range in {
-		in[k] = int64(int16(coef[k])) * int64(int16(quant[k]))
+// dequantize multiplies a coefficient by its quantizer the way libjpeg-turbo
+// does: both are first narrowed to 16 bits, as it stores them (JCOEF and the
+// SIMD build's MULTIPLIER type); the product of two int16 always fits int32.
+func dequantize(coef, quant int32) int32 {
+	return int32(int16(coef)) * int32(int16(quant))
+}
+
+// idctDC is idctISLOW for a block whose AC coefficients are all zero, given
+// its dequantized DC coefficient. Both passes of idctISLOW then take their
+// "only the first input is nonzero" shortcut, so every sample is the same
+// value: the DC scaled up by 2^pass1Bits in pass 1 and descaled by
+// pass1Bits+3 bits in pass 2.
+func idctDC(dc int32, dst []byte, stride int) {
+	v := clampSample(descale(int64(dc)<<pass1Bits, pass1Bits+3))
+	row := uint64(v) * 0x0101010101010101
+	for r := range 8 {
+		binary.LittleEndian.PutUint64(dst[r*stride:r*stride+8], row)
 	}
+}
+
+// idctISLOW inverse transforms the dequantized natural-order coefficients in
+// and writes the 8x8 samples (level-shifted by 128 and clamped) to dst with
+// the given stride.
+func idctISLOW(in *block, dst []byte, stride int) {
+	var ws [blockSize]int64
 
 	// Pass 1: columns; results are kept scaled up by 2^pass1Bits.
 	for col := 0; col < 8; col++ {
-		if in[8+col] == 0 && in[16+col] == 0 && in[24+col] == 0 && in[32+col] == 0 &&
-			in[40+col] == 0 && in[48+col] == 0 && in[56+col] == 0 {
+		if in[8+col]|in[16+col]|in[24+col]|in[32+col]|in[40+col]|in[48+col]|in[56+col] == 0 {
 			// Same result as the full computation, just faster.
-			dc := in[col] << pass1Bits
+			dc := int64(in[col]) << pass1Bits
 			for r := 0; r < 8; r++ {
 				ws[8*r+col] = dc
 			}
 			continue
 		}
-		o0, o1, o2, o3, o4, o5, o6, o7 := idct1D(in[col], in[8+col], in[16+col], in[24+col],
-			in[32+col], in[40+col], in[48+col], in[56+col])
+		o0, o1, o2, o3, o4, o5, o6, o7 := idct1D(int64(in[col]), int64(in[8+col]), int64(in[16+col]),
+			int64(in[24+col]), int64(in[32+col]), int64(in[40+col]), int64(in[48+col]), int64(in[56+col]))
 		const n = constBits - pass1Bits
 		ws[col] = descale(o0, n)
 		ws[8+col] = descale(o1, n)
@@ -123,13 +133,11 @@ func idctISLOW(coef *block, quant *block, dst []byte, stride int) {
 	// Pass 2: rows; remove the 2^(13+2) scale and the factor 8 of the DCT.
 	_ = dst[7*stride+7] // Bounds check hint.
 	for row := 0; row < 8; row++ {
-		w := ws[8*row : 8*row+8 : 8*row+8]
-		out := dst[row*stride : row*stride+8 : row*stride+8]
-		if w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0 && w[6] == 0 && w[7] == 0 {
-			v := clampSample(descale(w[0], pass1Bits+3))
-			for x := range out {
-				out[x] = v
-			}
+		w := (*[8]int64)(ws[8*row : 8*row+8])
+		out := (*[8]byte)(dst[row*stride : row*stride+8])
+		if w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
+			v := uint64(clampSample(descale(w[0], pass1Bits+3)))
+			binary.LittleEndian.PutUint64(out[:], v*0x0101010101010101)
 			continue
 		}
 		o0, o1, o2, o3, o4, o5, o6, o7 := idct1D(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7])

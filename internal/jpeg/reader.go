@@ -138,9 +138,10 @@ type decoder struct {
 	quant        [4]block
 	quantDefined [4]bool
 	// compQuant[i] is the quantization table component i uses, in natural
-	// order, copied when the component first appears in a scan. libjpeg
-	// latches tables at that point too, so a DQT that redefines a table
-	// between scans only affects components that have not been scanned yet.
+	// order and narrowed to 16 bits as dequantize does, copied when the
+	// component first appears in a scan. libjpeg latches tables at that point
+	// too, so a DQT that redefines a table between scans only affects
+	// components that have not been scanned yet.
 	compQuant [4]block
 	scanned   [4]bool
 

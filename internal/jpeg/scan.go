@@ -113,7 +113,7 @@ func (d *decoder) parseScan(n int) error {
 		ci := sc.ci
 		if !d.scanned[ci] {
 			for k, q := range d.quant[d.comp[ci].tq] {
-				d.compQuant[ci][zigzag[k]] = q
+				d.compQuant[ci][zigzag[k]] = int32(int16(q))
 			}
 			d.scanned[ci] = true
 		}
@@ -174,10 +174,16 @@ func (d *decoder) decodeScan(comps []scanComp, h scanHeader) error {
 					if d.progressive {
 						err = d.progressiveBlock(sc, h, &d.coeffs[sc.ci][by*d.mxx*c.h+bx])
 					} else {
-						err = d.sequentialBlock(sc, &coef)
+						var hasAC bool
+						hasAC, err = d.sequentialBlock(sc, &coef, &d.compQuant[sc.ci])
 						if err == nil {
 							s := d.strides[sc.ci]
-							idctISLOW(&coef, &d.compQuant[sc.ci], d.planes[sc.ci][8*(by*s+bx):], s)
+							dst := d.planes[sc.ci][8*(by*s+bx):]
+							if hasAC {
+								idctISLOW(&coef, dst, s)
+							} else {
+								idctDC(coef[0], dst, s)
+							}
 						}
 					}
 					if err != nil {
@@ -222,19 +228,34 @@ func (d *decoder) restart(want byte) error {
 }
 
 // sequentialBlock decodes one block of a sequential scan into coef in
-// natural order (T.81 F.2.2.1 and F.2.2.2).
-func (d *decoder) sequentialBlock(sc *scanComp, coef *block) error {
+// natural order (T.81 F.2.2.1 and F.2.2.2), dequantized with the natural-order
+// table q (already narrowed to 16 bits, see dequantize). It reports whether any AC
+// coefficient is nonzero, so that DC-only blocks can skip the full IDCT.
+//
+// This is the decoder's hottest loop, so it works on the bit reader's fields
+// directly: one refill up front guarantees the bits for a whole symbol (a
+// code of at most 16 bits and at most 15 magnitude bits), and the
+// look-ahead table resolves most codes without a call.
+func (d *decoder) sequentialBlock(sc *scanComp, coef, q *block) (hasAC bool, err error) {
 	*coef = block{}
 	if err := d.decodeDC(sc); err != nil {
-		return err
+		return false, err
 	}
-	coef[0] = sc.pred
+	coef[0] = dequantize(sc.pred, q[0])
 	br := &d.br
 	ac := sc.ac
 	for k := 1; k < blockSize; k++ {
-		rs, err := br.decode(ac)
-		if err != nil {
-			return err
+		if br.n < 32 {
+			br.fill()
+		}
+		var rs byte
+		if e := ac.look[br.acc>>(64-lookBits)]; e != 0 {
+			l := int(e >> 8)
+			br.acc <<= l
+			br.n -= l
+			rs = byte(e)
+		} else if rs, err = br.decodeSlow(ac); err != nil {
+			return false, err
 		}
 		r, s := int(rs>>4), int(rs&15)
 		if s == 0 {
@@ -248,9 +269,15 @@ func (d *decoder) sequentialBlock(sc *scanComp, coef *block) error {
 		if k >= blockSize {
 			break
 		}
-		coef[zigzag[k]] = br.receiveExtend(s)
+		// A magnitude of at most 15 bits fits the int16 that dequantize
+		// narrows to, so a plain product is the same.
+		z := zigzag[k&(blockSize-1)] & (blockSize - 1)
+		coef[z] = extend(int32(br.acc>>(64-s)), s) * q[z]
+		br.acc <<= s
+		br.n -= s
+		hasAC = true
 	}
-	return nil
+	return hasAC, nil
 }
 
 // decodeDC decodes a DC difference and adds it to the component's
@@ -418,12 +445,23 @@ func (d *decoder) reconstructProgressive() {
 	for i := range d.nComp {
 		bw, bh := d.compBlocks(i)
 		perRow, s := d.mxx*d.comp[i].h, d.strides[i]
+		q := &d.compQuant[i]
 		for by := range bh {
 			for bx := range bw {
-				for k, v := range d.coeffs[i][by*perRow+bx] {
-					b[k] = int32(v)
+				c := &d.coeffs[i][by*perRow+bx]
+				var ac int16
+				for k, v := range c {
+					b[k] = int32(v) * q[k]
+					if k > 0 {
+						ac |= v
+					}
 				}
-				idctISLOW(&b, &d.compQuant[i], d.planes[i][8*(by*s+bx):], s)
+				dst := d.planes[i][8*(by*s+bx):]
+				if ac != 0 {
+					idctISLOW(&b, dst, s)
+				} else {
+					idctDC(b[0], dst, s)
+				}
 			}
 		}
 	}

@@ -186,7 +186,12 @@ func (br *bitReader) receiveExtend(k int) int32 {
 	if k == 0 {
 		return 0
 	}
-	v := br.bits(k)
+	return extend(br.bits(k), k)
+}
+
+// extend maps the k-bit (k >= 1) magnitude category value v to its signed
+// coefficient (T.81 F.2.2.1, procedure EXTEND).
+func extend(v int32, k int) int32 {
 	if v < 1<<(k-1) {
 		v += 1 - 1<<k
 	}
