@@ -54,14 +54,13 @@ func (d *decoder) cmyk() *image.CMYK {
 			continue
 		}
 		for x := range w {
-			yy := int32(c0[x])
-			cb, cr := c1[x], c2[x]
+			r, g, b := yccToRGB(c0[x], c1[x], c2[x])
 			// jdcolor.c ycck_cmyk_convert: range_limit[MAXJSAMPLE - (y + ...)],
 			// K passed through; each then inverted by Pillow.
 			o := out[4*x : 4*x+4 : 4*x+4]
-			o[0] = 255 - clamp255(255-(yy+crR[cr]))
-			o[1] = 255 - clamp255(255-(yy+((cbG[cb]+crG[cr])>>16)))
-			o[2] = 255 - clamp255(255-(yy+cbB[cb]))
+			o[0] = 255 - clamp255(255-r)
+			o[1] = 255 - clamp255(255-g)
+			o[2] = 255 - clamp255(255-b)
 			o[3] = 255 - c3[x]
 		}
 	}

@@ -14,19 +14,36 @@ import (
 	"image"
 )
 
-// Fixed-point YCbCr->RGB tables of jdcolor.c (build_ycc_rgb_table), with
-// SCALEBITS = 16, indexed by the raw Cb/Cr sample.
-var crR, cbB, crG, cbG [256]int32
+// chromaTerms holds the fixed-point terms of jdcolor.c's YCbCr->RGB tables
+// (build_ycc_rgb_table, SCALEBITS = 16) for one raw chroma sample value: a
+// Cr value contributes crR to red and crG to green, a Cb value cbG to green
+// and cbB to blue. Keeping the four in one table entry lets the conversion
+// loop address them from a single base.
+type chromaTerms struct {
+	crR, crG, cbG, cbB int32
+}
+
+var ycc [256]chromaTerms
 
 func init() {
 	const oneHalf = 1 << 15
 	for i := range 256 {
 		x := int32(i - 128)
-		crR[i] = (91881*x + oneHalf) >> 16  // FIX(1.40200)
-		cbB[i] = (116130*x + oneHalf) >> 16 // FIX(1.77200)
-		crG[i] = -46802 * x                 // FIX(0.71414)
-		cbG[i] = -22554*x + oneHalf         // FIX(0.34414), with rounding folded in
+		ycc[i] = chromaTerms{
+			crR: (91881*x + oneHalf) >> 16,  // FIX(1.40200)
+			cbB: (116130*x + oneHalf) >> 16, // FIX(1.77200)
+			crG: -46802 * x,                 // FIX(0.71414)
+			cbG: -22554*x + oneHalf,         // FIX(0.34414), with rounding folded in
+		}
 	}
+}
+
+// yccToRGB converts one pixel with jdcolor.c's ycc_rgb_convert arithmetic,
+// before range limiting.
+func yccToRGB(y, cb, cr byte) (r, g, b int32) {
+	yy := int32(y)
+	tb, tr := &ycc[cb], &ycc[cr]
+	return yy + tr.crR, yy + (tb.cbG+tr.crG)>>16, yy + tb.cbB
 }
 
 // clamp255 limits a colour-converted value to a sample, like libjpeg's
@@ -197,17 +214,26 @@ func (d *decoder) rgb() *image.RGBA {
 }
 
 // ycbcrRow converts one row of full-resolution Y, Cb and Cr samples to
-// opaque RGBA pixels in out (4*len(y) bytes) with jdcolor.c's ycc_rgb_convert
-// arithmetic. Each pixel is stored as one 32-bit word.
+// opaque RGBA pixels in out (4*len(y) bytes).
 func ycbcrRow(out, y, cb, cr []byte) {
 	n := len(y)
-	out, cb, cr = out[:4*n], cb[:n], cr[:n]
+	cb, cr = cb[:n], cr[:n]
 	for x, yv := range y {
-		yy := int32(yv)
-		b, r := cb[x], cr[x]
-		px := uint32(clamp255(yy+crR[r])) |
-			uint32(clamp255(yy+((cbG[b]+crG[r])>>16)))<<8 |
-			uint32(clamp255(yy+cbB[b]))<<16 | 0xff<<24
-		binary.LittleEndian.PutUint32(out[4*x:], px)
+		r, g, b := yccToRGB(yv, cb[x], cr[x])
+		px := pixR[uint32(r+512)&1023] | pixG[uint32(g+512)&1023] | pixBA[uint32(b+512)&1023]
+		binary.LittleEndian.PutUint32(out[4*x:4*x+4], px)
 	}
 }
+
+// pixR, pixG and pixBA are libjpeg's range limiting (clamp255) as tables
+// that also place the channel in a little-endian RGBA word: entry
+// (x+512)&1023 holds x limited to 0..255, valid for -512 <= x < 512, which
+// holds every yccToRGB result (at most 255+227 away from 0..255). pixBA
+// carries the opaque alpha byte too.
+var pixR, pixG, pixBA = func() (r, g, ba [1024]uint32) {
+	for i := range r {
+		v := uint32(clamp255(int32(i - 512)))
+		r[i], g[i], ba[i] = v, v<<8, v<<16|0xff<<24
+	}
+	return r, g, ba
+}()
