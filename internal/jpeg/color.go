@@ -61,6 +61,31 @@ type upsampler struct {
 	hx, vx   int // Expansion ratios hMax/h and vMax/v.
 	method   int
 	buf      []byte
+	// For the 2:1 horizontal filters: cols holds one row's column values
+	// with the edge columns repeated at both ends, filt the filter's
+	// rounding.
+	cols []int32
+	filt h2Filter
+}
+
+// h2Filter is the horizontal half of libjpeg's "fancy" 2:1 upsamplers
+// (jdsample.c h2v1_fancy_upsample and h2v2_fancy_upsample), a triangle
+// filter: each input column value t yields the output samples
+// (3*t + left + bias0) >> shift and (3*t + right + bias1) >> shift. For h2v1
+// the column values are the samples themselves (biases 1 and 2, shift 2);
+// for h2v2 they are 3*nearer row + farther row (biases 8 and 7, shift 4).
+// Repeating the first and last column values reproduces libjpeg's edge
+// columns, whose outer samples are the (rounded) column value itself.
+type h2Filter struct {
+	bias0, bias1 int32
+	shift        uint
+}
+
+// pair returns the two output samples of the column value cur with
+// neighbours prev and next.
+func (f h2Filter) pair(prev, cur, next int32) (even, odd byte) {
+	c := 3 * cur
+	return byte((c + prev + f.bias0) >> (f.shift & 31)), byte((c + next + f.bias1) >> (f.shift & 31))
 }
 
 const (
@@ -95,7 +120,36 @@ func (d *decoder) newUpsampler(i int) *upsampler {
 	default:
 		u.method = upReplicate
 	}
+	switch u.method {
+	case upH2V1Fancy:
+		u.filt = h2Filter{bias0: 1, bias1: 2, shift: 2}
+		u.cols = make([]int32, u.dsw+2)
+	case upH2V2Fancy:
+		u.filt = h2Filter{bias0: 8, bias1: 7, shift: 4}
+		u.cols = make([]int32, u.dsw+2)
+	}
 	return u
+}
+
+// columns returns the column values of output row y for a 2:1 horizontal
+// filter (see h2Filter): u.dsw values with the edge ones repeated at both
+// ends.
+func (u *upsampler) columns(y int) []int32 {
+	n := u.dsw
+	t := u.cols[:n+2]
+	if u.method == upH2V1Fancy {
+		for k, v := range u.plane[y*u.stride : y*u.stride+n] {
+			t[k+1] = int32(v)
+		}
+	} else {
+		near, far, _ := u.rows(y)
+		far = far[:len(near)]
+		for k, v := range near {
+			t[k+1] = 3*int32(v) + int32(far[k])
+		}
+	}
+	t[0], t[n+1] = t[1], t[n]
+	return t
 }
 
 // row returns output row y (at least width samples valid). The returned
@@ -105,19 +159,12 @@ func (u *upsampler) row(y, width int) []byte {
 	case upFull:
 		return u.plane[y*u.stride : y*u.stride+width]
 
-	case upH2V1Fancy:
-		c := u.plane[y*u.stride : y*u.stride+u.dsw]
-		out := u.buf
-		n := u.dsw
-		out[0] = c[0]
-		out[1] = byte((3*int32(c[0]) + int32(c[1]) + 2) >> 2)
-		for k := 1; k < n-1; k++ {
-			v := 3 * int32(c[k])
-			out[2*k] = byte((v + int32(c[k-1]) + 1) >> 2)
-			out[2*k+1] = byte((v + int32(c[k+1]) + 2) >> 2)
+	case upH2V1Fancy, upH2V2Fancy:
+		t := u.columns(y)
+		out := u.buf[:2*u.dsw]
+		for k := range u.dsw {
+			out[2*k], out[2*k+1] = u.filt.pair(t[k], t[k+1], t[k+2])
 		}
-		out[2*n-2] = byte((3*int32(c[n-1]) + int32(c[n-2]) + 1) >> 2)
-		out[2*n-1] = c[n-1]
 		return out
 
 	case upH1V2Fancy:
@@ -132,27 +179,6 @@ func (u *upsampler) row(y, width int) []byte {
 		for x := 0; x < u.dsw; x++ {
 			out[x] = byte((3*int32(near[x]) + int32(far[x]) + bias) >> 2)
 		}
-		return out
-
-	case upH2V2Fancy:
-		near, far, _ := u.rows(y)
-		out := u.buf
-		n := u.dsw
-		this := 3*int32(near[0]) + int32(far[0])
-		next := 3*int32(near[1]) + int32(far[1])
-		out[0] = byte((this*4 + 8) >> 4)
-		out[1] = byte((this*3 + next + 7) >> 4)
-		last := this
-		this = next
-		for k := 1; k < n-1; k++ {
-			next = 3*int32(near[k+1]) + int32(far[k+1])
-			out[2*k] = byte((this*3 + last + 8) >> 4)
-			out[2*k+1] = byte((this*3 + next + 7) >> 4)
-			last = this
-			this = next
-		}
-		out[2*n-2] = byte((this*3 + last + 8) >> 4)
-		out[2*n-1] = byte((this*4 + 7) >> 4)
 		return out
 
 	default: // upReplicate
@@ -196,7 +222,15 @@ func (d *decoder) rgb() *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	u0, u1, u2 := d.newUpsampler(0), d.newUpsampler(1), d.newUpsampler(2)
 	isRGB := d.isRGB()
+	// The usual 4:2:0 and 4:2:2 layouts upsample the chroma inside the
+	// conversion loop, without a pass through the row buffers.
+	fused := !isRGB && u0.method == upFull && u1.method == u2.method &&
+		(u1.method == upH2V1Fancy || u1.method == upH2V2Fancy)
 	for y := 0; y < h; y++ {
+		if fused {
+			ycbcrRowH2(img.Pix[y*img.Stride:y*img.Stride+4*w], u0.row(y, w)[:w], u1, u2, y)
+			continue
+		}
 		c0 := u0.row(y, w)[:w]
 		c1 := u1.row(y, w)[:w]
 		c2 := u2.row(y, w)[:w]
@@ -219,10 +253,36 @@ func ycbcrRow(out, y, cb, cr []byte) {
 	n := len(y)
 	cb, cr = cb[:n], cr[:n]
 	for x, yv := range y {
-		r, g, b := yccToRGB(yv, cb[x], cr[x])
-		px := pixR[uint32(r+512)&1023] | pixG[uint32(g+512)&1023] | pixBA[uint32(b+512)&1023]
-		binary.LittleEndian.PutUint32(out[4*x:4*x+4], px)
+		binary.LittleEndian.PutUint32(out[4*x:4*x+4], yccPixel(yv, cb[x], cr[x]))
 	}
+}
+
+// ycbcrRowH2 is ycbcrRow for output row y of chroma components ub and ur
+// that both use a 2:1 horizontal triangle filter, upsampled on the fly.
+func ycbcrRowH2(out, yrow []byte, ub, ur *upsampler, y int) {
+	tb, tr := ub.columns(y), ur.columns(y)
+	f := ub.filt
+	w := len(yrow)
+	out = out[:4*w]
+	for x := 0; x < w; x += 2 {
+		k := x >> 1
+		cb0, cb1 := f.pair(tb[k], tb[k+1], tb[k+2])
+		cr0, cr1 := f.pair(tr[k], tr[k+1], tr[k+2])
+		binary.LittleEndian.PutUint32(out[4*x:4*x+4], yccPixel(yrow[x], cb0, cr0))
+		if x+1 < w {
+			binary.LittleEndian.PutUint32(out[4*x+4:4*x+8], yccPixel(yrow[x+1], cb1, cr1))
+		}
+	}
+}
+
+// yccPixel converts one pixel to an opaque little-endian RGBA word: yccToRGB
+// followed by clamp255, written out with the tables' index offset folded in
+// so that the compiler inlines it into the row loops (TestYCCPixel checks
+// the two agree on every input).
+func yccPixel(y, cb, cr byte) uint32 {
+	yy := int32(y) + 512 // The tables' index offset.
+	tb, tr := &ycc[cb], &ycc[cr]
+	return pixR[uint32(yy+tr.crR)&1023] | pixG[uint32(yy+(tb.cbG+tr.crG)>>16)&1023] | pixBA[uint32(yy+tb.cbB)&1023]
 }
 
 // pixR, pixG and pixBA are libjpeg's range limiting (clamp255) as tables

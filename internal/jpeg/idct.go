@@ -112,9 +112,8 @@ func idctISLOW(in *block, dst []byte, stride int) {
 		if in[8+col]|in[16+col]|in[24+col]|in[32+col]|in[40+col]|in[48+col]|in[56+col] == 0 {
 			// Same result as the full computation, just faster.
 			dc := int64(in[col]) << pass1Bits
-			for r := 0; r < 8; r++ {
-				ws[8*r+col] = dc
-			}
+			ws[col], ws[8+col], ws[16+col], ws[24+col] = dc, dc, dc, dc
+			ws[32+col], ws[40+col], ws[48+col], ws[56+col] = dc, dc, dc, dc
 			continue
 		}
 		o0, o1, o2, o3, o4, o5, o6, o7 := idct1D(int64(in[col]), int64(in[8+col]), int64(in[16+col]),
