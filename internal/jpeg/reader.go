@@ -124,6 +124,10 @@ type decoder struct {
 	// length. Upsampling and colour conversion happen only after all scans.
 	planes  [4][]byte
 	strides [4]int
+	// planeBuf and coefBuf are the recycled buffers that planes and coeffs
+	// are cut from (see allocate and release).
+	planeBuf []byte
+	coefBuf  []block16
 
 	restartInterval int // MCUs per restart interval, 0 for none (DRI)
 
@@ -498,7 +502,9 @@ func Decode(r io.Reader) (img image.Image, err error) {
 // panics instead of having them converted into errors.
 func decodeNoRecover(r io.Reader) (image.Image, error) {
 	var d decoder
-	return d.run(r, false)
+	img, err := d.run(r, false)
+	d.release()
+	return img, err
 }
 
 // DecodeConfig returns the color model and dimensions of a JPEG image without

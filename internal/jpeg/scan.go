@@ -1,6 +1,9 @@
 package jpeg
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // scanComp is one component of a scan with its entropy tables.
 type scanComp struct {
@@ -17,18 +20,73 @@ type scanHeader struct {
 }
 
 // allocate creates the sample planes (and, for progressive files, the
-// coefficient store) once the first scan starts.
+// coefficient store) once the first scan starts, carved out of one recycled
+// buffer each.
 func (d *decoder) allocate() {
+	var nPlane, nCoef [4]int
+	sumPlane, sumCoef := 0, 0
 	for i := range d.nComp {
 		c := &d.comp[i]
 		d.strides[i] = 8 * c.h * d.mxx
-		d.planes[i] = make([]byte, d.strides[i]*8*c.v*d.myy)
+		nPlane[i] = d.strides[i] * 8 * c.v * d.myy
+		sumPlane += nPlane[i]
 		if d.progressive {
-			d.coeffs[i] = make([]block16, d.mxx*c.h*d.myy*c.v)
+			nCoef[i] = d.mxx * c.h * d.myy * c.v
+			sumCoef += nCoef[i]
 			for k := range d.coefBits[i] {
 				d.coefBits[i][k] = -1
 			}
 		}
+	}
+	d.planeBuf = planePool.get(sumPlane)
+	d.coefBuf = coefPool.get(sumCoef)
+	planes, coefs := d.planeBuf, d.coefBuf
+	for i := range d.nComp {
+		d.planes[i], planes = planes[:nPlane[i]:nPlane[i]], planes[nPlane[i]:]
+		if d.progressive {
+			d.coeffs[i], coefs = coefs[:nCoef[i]:nCoef[i]], coefs[nCoef[i]:]
+		}
+	}
+}
+
+// release hands the decoder's working buffers back for the next Decode.
+// Nothing may use the planes or coefficients afterwards.
+func (d *decoder) release() {
+	planePool.put(d.planeBuf)
+	coefPool.put(d.coefBuf)
+	d.planes, d.coeffs, d.planeBuf, d.coefBuf = [4][]byte{}, [4][]block16{}, nil, nil
+}
+
+// planePool and coefPool recycle the decoder's working memory between
+// decodes. Memory fresh from the operating system costs a page fault per
+// page on first touch, which on virtual machines can cost more than decoding
+// the pixels in it; the returned images themselves cannot be recycled.
+var (
+	planePool recycler[byte]
+	coefPool  recycler[block16]
+)
+
+// recycler is a sync.Pool of slices. Slices it hands out are always cleared,
+// so no result can depend on an earlier decode's data.
+type recycler[T any] struct{ pool sync.Pool }
+
+// get returns a zeroed slice of length n.
+func (r *recycler[T]) get(n int) []T {
+	if n == 0 {
+		return nil
+	}
+	if p, ok := r.pool.Get().(*[]T); ok && cap(*p) >= n {
+		s := (*p)[:n]
+		clear(s)
+		return s
+	}
+	return make([]T, n)
+}
+
+// put offers s for reuse.
+func (r *recycler[T]) put(s []T) {
+	if cap(s) > 0 {
+		r.pool.Put(&s)
 	}
 }
 
