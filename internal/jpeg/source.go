@@ -1,6 +1,7 @@
 package jpeg
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -118,6 +119,19 @@ func (br *bitReader) reset() {
 // fill tops acc up to at least 57 bits.
 func (br *bitReader) fill() {
 	s := br.src
+	if br.n <= 56 && br.stop == nil && s.pos+8 <= len(s.buf) {
+		// Fast path: when none of the next 8 bytes is 0xFF (no stuffing or
+		// marker), append as many whole bytes as fit in one go.
+		v := binary.BigEndian.Uint64(s.buf[s.pos : s.pos+8])
+		if x := ^v; (x-0x0101010101010101)&^x&0x8080808080808080 == 0 {
+			k := (64 - br.n) >> 3
+			keep := uint(64 - 8*k)
+			br.acc |= v >> keep << keep >> br.n
+			s.pos += k
+			br.n += 8 * k
+			return
+		}
+	}
 	for br.n <= 56 {
 		if br.stop != nil {
 			br.n += 8
