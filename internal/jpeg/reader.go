@@ -28,6 +28,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"sync"
 )
 
 // MaxPixels guards against huge header dimensions: Decode refuses images with
@@ -501,11 +502,24 @@ func Decode(r io.Reader) (img image.Image, err error) {
 // decodeNoRecover is Decode without the panic guard, so that fuzzing reports
 // panics instead of having them converted into errors.
 func decodeNoRecover(r io.Reader) (image.Image, error) {
-	var d decoder
+	d, _ := decoderPool.Get().(*decoder)
+	if d == nil {
+		d = new(decoder)
+	}
 	img, err := d.run(r, false)
 	d.release()
+	// Start the next decode from a zero decoder that keeps only the read
+	// buffer's memory.
+	buf := d.src.buf[:0]
+	*d = decoder{}
+	d.src.buf = buf
+	decoderPool.Put(d)
 	return img, err
 }
+
+// decoderPool recycles decoders (their Huffman tables and read buffer are
+// tens of kilobytes, a real cost next to the pixels of a small image).
+var decoderPool sync.Pool
 
 // DecodeConfig returns the color model and dimensions of a JPEG image without
 // decoding the entire image. The color model is the one Decode would return
