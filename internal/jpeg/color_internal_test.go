@@ -19,3 +19,19 @@ func TestYCCPixel(t *testing.T) {
 		}
 	}
 }
+
+// TestExtend checks extend against T.81's EXTEND procedure (F.2.2.1) for
+// every magnitude category and value.
+func TestExtend(t *testing.T) {
+	for k := 1; k <= 16; k++ {
+		for v := int32(0); v < 1<<k; v++ {
+			want := v
+			if v < 1<<(k-1) {
+				want = v - (1 << k) + 1
+			}
+			if got := extend(v, k); got != want {
+				t.Fatalf("extend(%d, %d) = %d, want %d", v, k, got, want)
+			}
+		}
+	}
+}

@@ -204,10 +204,10 @@ func (br *bitReader) receiveExtend(k int) int32 {
 }
 
 // extend maps the k-bit (k >= 1) magnitude category value v to its signed
-// coefficient (T.81 F.2.2.1, procedure EXTEND).
+// coefficient (T.81 F.2.2.1, procedure EXTEND): values below 2^(k-1) are
+// negative, v + 1 - 2^k. The sign is random data, so this is computed
+// without a branch: m is -1 exactly when v < 2^(k-1).
 func extend(v int32, k int) int32 {
-	if v < 1<<(k-1) {
-		v += 1 - 1<<k
-	}
-	return v
+	m := (v - 1<<(k-1)) >> 31
+	return v + m&(1-1<<k)
 }
