@@ -53,9 +53,11 @@ func (t *huffTable) build(counts *[16]byte, vals []byte) error {
 	return nil
 }
 
-// decode reads one Huffman-coded symbol with table t.
+// decode reads one Huffman-coded symbol with table t. It is small enough to
+// be inlined, and it leaves at least 16 more bits in acc (a code is at most
+// 16 bits), so a magnitude of up to 15 bits can follow without a refill.
 func (br *bitReader) decode(t *huffTable) (byte, error) {
-	if br.n < 16 {
+	if br.n < 32 {
 		br.fill()
 	}
 	if e := t.look[br.acc>>(64-lookBits)]; e != 0 {

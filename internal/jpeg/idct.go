@@ -134,11 +134,8 @@ func idctISLOW(in *block, dst []byte, stride int) {
 	for row := 0; row < 8; row++ {
 		w := (*[8]int64)(ws[8*row : 8*row+8])
 		out := (*[8]byte)(dst[row*stride : row*stride+8])
-		if w[1]|w[2]|w[3]|w[4]|w[5]|w[6]|w[7] == 0 {
-			v := uint64(clampSample(descale(w[0], pass1Bits+3)))
-			binary.LittleEndian.PutUint64(out[:], v*0x0101010101010101)
-			continue
-		}
+		// Unlike columns, rows with only a DC term are rare here (pass 1
+		// spreads each column's values down all rows), so no shortcut.
 		o0, o1, o2, o3, o4, o5, o6, o7 := idct1D(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7])
 		const n = constBits + pass1Bits + 3
 		out[0] = clampSample(descale(o0, n))

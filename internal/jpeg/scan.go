@@ -341,14 +341,19 @@ func (d *decoder) sequentialBlock(sc *scanComp, coef, q *block) (hasAC bool, err
 // decodeDC decodes a DC difference and adds it to the component's
 // predictor (T.81 F.2.2.1).
 func (d *decoder) decodeDC(sc *scanComp) error {
-	t, err := d.br.decode(sc.dc)
+	br := &d.br
+	t, err := br.decode(sc.dc)
 	if err != nil {
 		return err
 	}
 	if t > 15 {
 		return formatError("bad DC coefficient size")
 	}
-	sc.pred += d.br.receiveExtend(int(t))
+	if t > 0 { // decode left the bits in acc.
+		sc.pred += extend(int32(br.acc>>(64-t)), int(t))
+		br.acc <<= t
+		br.n -= int(t)
+	}
 	return nil
 }
 
