@@ -35,11 +35,11 @@ func BenchmarkDecodeBook(b *testing.B) {
 	}
 }
 
-// BenchmarkStages splits our decode of each book image into its two halves:
-// "scans" (marker parsing, Huffman decoding and IDCT into sample planes,
-// timed as a whole decode minus the output stage) is not separable, so it
-// times "output" alone: upsampling and colour conversion of the decoded
-// planes, the part Go's image/jpeg leaves to its YCbCr image.
+// BenchmarkStages times the output stage of our decode of each book image on
+// its own: upsampling and colour conversion of the already decoded sample
+// planes into the RGBA image, work that Go's image/jpeg skips by returning
+// an image.YCbCr. BenchmarkDecodeBook minus this is the scan stage (markers,
+// Huffman decoding, IDCT).
 func BenchmarkStages(b *testing.B) {
 	for _, f := range bookFiles(b) {
 		data, err := os.ReadFile(f)
