@@ -18,6 +18,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/grade/batch"
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
+	"github.com/transfer-learning-go/workbook/internal/setup"
 )
 
 // hubConfig is jupyterhub_config.py. Everything variable comes from settings.json next to it, so
@@ -266,7 +267,7 @@ func studentEnv(dir string, weights bool) map[string]string {
 		"GOMODCACHE":    sharedModCache(dir),
 		"GOPROXY":       "file://" + filepath.Join(sharedModCache(dir), "cache", "download"),
 		"GOSUMDB":       "off",
-		"GOFLAGS":       studentGoFlags,
+		"GOFLAGS":       setup.WithCellGoFlags(studentGoFlags),
 		"GOTOOLCHAIN":   "local",
 		"GOMLX_BACKEND": "go",
 		"LANG":          "C.UTF-8",

@@ -2,9 +2,7 @@ package setup
 
 import (
 	"bytes"
-	"context"
 	"debug/elf"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,62 +10,25 @@ import (
 	"testing"
 )
 
-// TestCellFlagsStep: the step adds GOFLAGS to the kernel.json Debian's jupyter_client finds,
-// keeps everything else in it, reports a missing entry under --check without writing, and
-// changes nothing the second time.
-func TestCellFlagsStep(t *testing.T) {
-	data := t.TempDir()
-	dir := filepath.Join(data, "kernels", KernelName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "kernel.json")
-	orig := `{"argv": ["/bin/true", "--kernel", "{connection_file}"], "display_name": "Go (gonb)", "language": "go", "env": {"PATH": "/x"}}`
-	if err := os.WriteFile(file, []byte(orig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "JUPYTER_DATA_DIR="+data)
-	step := func(checkOnly bool) Step {
-		t.Helper()
-		r := &Report{}
-		var log bytes.Buffer
-		cellFlagsStep(context.Background(), Options{Log: &log, CheckOnly: checkOnly}, r, env)
-		if len(r.Steps) != 1 {
-			t.Fatalf("%d steps reported", len(r.Steps))
+// TestKernelEnvAddsCellGoFlags: the kernel's environment keeps the GOFLAGS it is given and adds
+// CellGoFlags once.
+func TestKernelEnvAddsCellGoFlags(t *testing.T) {
+	g := &GoEnv{GOROOT: "/go", GOPATH: "/gopath"}
+	for _, c := range []struct{ in, want string }{
+		{"", CellGoFlags},
+		{"-trimpath", "-trimpath " + CellGoFlags},
+		{"-mod=mod " + CellGoFlags, "-mod=mod " + CellGoFlags},
+	} {
+		env := KernelEnvFrom([]string{"HOME=/h", "GOFLAGS=" + c.in}, g)
+		var got []string
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+				got = append(got, v)
+			}
 		}
-		return r.Steps[0]
-	}
-	if s := step(true); s.Outcome != Failed || !strings.Contains(s.Detail, "GOFLAGS") {
-		t.Errorf("--check: %v %q; want FAILED naming GOFLAGS", s.Outcome, s.Detail)
-	}
-	if b, _ := os.ReadFile(file); string(b) != orig {
-		t.Errorf("--check changed kernel.json:\n%s", b)
-	}
-	if s := step(false); s.Outcome != Installed {
-		t.Errorf("first run: %v %q; want installed", s.Outcome, s.Detail)
-	}
-	first, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct {
-		Argv []string          `json:"argv"`
-		Env  map[string]string `json:"env"`
-	}
-	if err := json.Unmarshal(first, &k); err != nil {
-		t.Fatal(err)
-	}
-	if k.Env["GOFLAGS"] != CellGoFlags || k.Env["PATH"] != "/x" || len(k.Argv) != 3 || k.Argv[0] != "/bin/true" {
-		t.Errorf("kernel.json after the step:\n%s", first)
-	}
-	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("kernel.json mode: %v, %v; want 0644", fi.Mode(), err)
-	}
-	if s := step(false); s.Outcome != Present {
-		t.Errorf("second run: %v %q; want present", s.Outcome, s.Detail)
-	}
-	if b, _ := os.ReadFile(file); !bytes.Equal(b, first) {
-		t.Error("the second run rewrote kernel.json")
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("GOFLAGS=%q: kernel env has GOFLAGS %q, want [%q]", c.in, got, c.want)
+		}
 	}
 }
 

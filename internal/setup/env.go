@@ -51,7 +51,7 @@ func (g *GoEnv) BinDir() string {
 func (g *GoEnv) GoBinary() string { return filepath.Join(g.GOROOT, "bin", "go") }
 
 // KernelEnv returns the environment to start Jupyter (and so the GoNB kernel) with: the current one
-// with GOROOT/bin and the go install directory put first on PATH. GoNB looks up go, goimports and
+// with GOROOT/bin and the go install directory put first on PATH, and CellGoFlags added to GOFLAGS. GoNB looks up go, goimports and
 // gopls on PATH when it runs a cell; a Jupyter started from a desktop launcher or a service usually
 // lacks ~/go/bin there, and then every cell fails.
 func KernelEnv(ctx context.Context) ([]string, error) {
@@ -65,15 +65,20 @@ func KernelEnv(ctx context.Context) ([]string, error) {
 // KernelEnvFrom is KernelEnv for a given base environment and toolchain.
 func KernelEnvFrom(base []string, g *GoEnv) []string {
 	first := []string{filepath.Join(g.GOROOT, "bin"), g.BinDir()}
-	var path string
-	out := make([]string, 0, len(base)+1)
+	var path, goflags string
+	out := make([]string, 0, len(base)+2)
 	for _, kv := range base {
-		if strings.HasPrefix(kv, "PATH=") {
-			path = kv[len("PATH="):]
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+			continue
+		}
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			goflags = v
 			continue
 		}
 		out = append(out, kv)
 	}
+	out = append(out, "GOFLAGS="+WithCellGoFlags(goflags))
 	parts := append([]string(nil), first...)
 	for _, p := range filepath.SplitList(path) {
 		if p != first[0] && p != first[1] {

@@ -22,8 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/transfer-learning-go/workbook/internal/atomicfile"
 )
 
 // Fixed locations of Debian's Jupyter. Notebooks are always run by these, never by whatever
@@ -175,7 +173,7 @@ func Run(ctx context.Context, opt Options) *Report {
 	case !jupyterOK || !toolsOK:
 		r.add("kernel registration", Skipped, "needs Jupyter and the Go tools")
 	default:
-		kernelOK = kernelStep(ctx, opt, r, goEnv, env) && cellFlagsStep(ctx, opt, r, env)
+		kernelOK = kernelStep(ctx, opt, r, goEnv, env)
 	}
 
 	switch {
@@ -416,60 +414,23 @@ func kernelStep(ctx context.Context, opt Options, r *Report, g *GoEnv, env []str
 
 var errNoKernel = errors.New("setup: no gonb kernel registered")
 
-// CellGoFlags is what the registered kernel adds to GOFLAGS for the programs GoNB builds: one per
-// cell run, each linking all of GoMLX. go-xla uses cgo, so by default the go command hands the
-// link to the system's C linker, with DWARF: 3.8 s a cell on two cores. Go's own linker without
-// DWARF takes 1.8 s and gives a program that is still dynamically linked to libc, so XLA's PJRT
-// plugins load with dlopen as before; panics keep their file:line stack traces (those come from
-// the symbol table, not DWARF). The quotes keep the -ldflags value one GOFLAGS entry. It replaces
-// any GOFLAGS of the environment Jupyter starts in: jupyter_client would leave a "${GOFLAGS}"
-// reference to an unset variable in place, and the go command refuses that word.
+// CellGoFlags is what the kernel's environment adds to GOFLAGS (KernelEnvFrom, the grader's
+// sandbox, the classroom's student servers) for the programs GoNB builds: one per cell run, each
+// linking all of GoMLX. go-xla uses cgo, so by default the go command hands the link to the
+// system's C linker, with DWARF: 3.8 s a cell on two cores. Go's own linker without DWARF takes
+// 1.8 s and gives a program that is still dynamically linked to libc, so XLA's PJRT plugins load
+// with dlopen as before; panics keep their file:line stack traces (those come from the symbol
+// table, not DWARF). The quotes keep the -ldflags value one GOFLAGS entry. It is added to the
+// environment rather than to the kernelspec, whose env would replace the GOFLAGS a launcher sets
+// (the classroom's -trimpath, a pod's -mod=mod).
 const CellGoFlags = "'-ldflags=-linkmode=internal -w'"
 
-// cellFlagsStep makes the registered kernel build cells with CellGoFlags (see there), by adding
-// GOFLAGS to its kernel.json's env; a kernel.json that already has it is left as it is.
-func cellFlagsStep(ctx context.Context, opt Options, r *Report, env []string) bool {
-	const name = "kernel build flags"
-	spec, err := FindKernelSpec(ctx, env)
-	if err != nil {
-		r.add(name, Failed, "%v", err)
-		return false
+// WithCellGoFlags is goflags with CellGoFlags added (once).
+func WithCellGoFlags(goflags string) string {
+	if strings.Contains(goflags, CellGoFlags) {
+		return goflags
 	}
-	file := filepath.Join(spec.ResourceDir, "kernel.json")
-	b, err := os.ReadFile(file)
-	if err != nil {
-		r.add(name, Failed, "%v", err)
-		return false
-	}
-	var k map[string]any
-	if err := json.Unmarshal(b, &k); err != nil {
-		r.add(name, Failed, "%s: %v", file, err)
-		return false
-	}
-	envs, _ := k["env"].(map[string]any)
-	if envs == nil {
-		envs = map[string]any{}
-	}
-	if flags, _ := envs["GOFLAGS"].(string); flags == CellGoFlags {
-		r.add(name, Present, "cells link with Go's linker, without DWARF (GOFLAGS in %s)", file)
-		return true
-	}
-	if opt.CheckOnly {
-		r.add(name, Failed, "%s does not set GOFLAGS=%s: every cell links for twice as long; run `workbook setup`", file, CellGoFlags)
-		return false
-	}
-	envs["GOFLAGS"] = CellGoFlags
-	k["env"] = envs
-	out, err := json.MarshalIndent(k, "", "  ")
-	if err == nil {
-		err = atomicfile.WriteFile(file, append(out, '\n'))
-	}
-	if err != nil {
-		r.add(name, Failed, "%s: %v", file, err)
-		return false
-	}
-	r.add(name, Installed, "cells link with Go's linker, without DWARF (GOFLAGS in %s)", file)
-	return true
+	return strings.TrimSpace(goflags + " " + CellGoFlags)
 }
 
 // KernelSpec is the part of a Jupyter kernel registration we check.

@@ -116,7 +116,7 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 		Command: "/usr/bin/python3",
 		Env: []string{
 			"PATH=" + path, "HOME=" + d.home, "USER=student", "LOGNAME=student", "LANG=C.UTF-8", "TMPDIR=" + tmp,
-			"GOTOOLCHAIN=local", "GOFLAGS=" + strings.TrimSpace(h.goflags+" "+setup.CellGoFlags), "GOPROXY=off", "GOSUMDB=off", "GOENV=off",
+			"GOTOOLCHAIN=local", "GOFLAGS=" + setup.WithCellGoFlags(h.goflags), "GOPROXY=off", "GOSUMDB=off", "GOENV=off",
 			"GOMODCACHE=" + h.gomodcache, "GOPATH=" + filepath.Join(d.home, "go"), "GOCACHE=" + d.gocache,
 			"CGO_ENABLED=" + h.cgo,
 			"JUPYTER_PATH=" + d.jupyter, "PYTHONDONTWRITEBYTECODE=1",
