@@ -270,14 +270,9 @@ func (l testLog) Write(b []byte) (int, error) {
 func checkCPUCap(t *testing.T, uid int, cpus float64) {
 	t.Helper()
 	want := strconv.Itoa(int(cpus * 100000))
-	ents, _ := os.ReadDir("/proc")
 	n := 0
-	for _, e := range ents {
-		pid := e.Name()
-		status, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
-		if err != nil || !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t", uid)) {
-			continue
-		}
+	for _, p := range processesOf(uid) {
+		pid := strconv.Itoa(p.pid)
 		groups, err := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
 		if err != nil {
 			continue
