@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,5 +311,46 @@ func TestCanonicalKey(t *testing.T) {
 		if got := canonicalKey(c.layer, c.weight); got != c.want {
 			t.Errorf("canonicalKey(%q, %q) = %q, want %q", c.layer, c.weight, got, c.want)
 		}
+	}
+}
+
+// WithArrayMemory: every array is read into the memory the caller gives (same values as a
+// plain Open), nil lets Open allocate, and memory of the wrong size is refused by name.
+func TestArrayMemory(t *testing.T) {
+	path := filepath.Join(checkpoints(t), "keras1_vgg16.h5")
+	plain := MustOpen(path)
+	given := map[string][]float32{}
+	c, err := Open(path, WithArrayMemory(func(layer, key string, shape []int) []float32 {
+		if key == "bias" {
+			return nil
+		}
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		given[layer+"/"+key] = make([]float32, n)
+		return given[layer+"/"+key]
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range plain.Layers() {
+		for _, key := range l.Keys {
+			want := l.Arrays[key].Data
+			got := c.MustExpect(l.Name, key, l.Arrays[key].Shape...).Data
+			if !slices.Equal(got, want) {
+				t.Errorf("%s/%s: values differ from a plain Open", l.Name, key)
+			}
+			if mem, ok := given[l.Name+"/"+key]; ok != (key != "bias") || ok && &mem[0] != &got[0] {
+				t.Errorf("%s/%s: read into the given memory = %v, want %v", l.Name, key, ok && &mem[0] == &got[0], key != "bias")
+			}
+		}
+	}
+	if len(given) == 0 {
+		t.Fatal("no array was read into given memory")
+	}
+	_, err = Open(path, WithArrayMemory(func(layer, key string, shape []int) []float32 { return make([]float32, 1) }))
+	if err == nil || !strings.Contains(err.Error(), "1 values provided for") {
+		t.Errorf("memory of the wrong size: error %v, want one saying how many values were provided", err)
 	}
 }

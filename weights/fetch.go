@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/atomicfile"
+	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 )
 
 // The official ImageNet checkpoints the book's keras.applications code downloads.
@@ -94,7 +94,7 @@ func (s Source) String() string {
 	return fmt.Sprintf("%s %s (%s), %s", s.Name, where, s.Path, check)
 }
 
-// Option adjusts Fetch.
+// Option adjusts Fetch, Load or Open.
 type Option func(*config)
 
 type config struct {
@@ -106,6 +106,7 @@ type config struct {
 	weightsDir  string
 	weightsSet  bool
 	tmpFallback string
+	arrays      ArrayMemory
 }
 
 // WithBaseURL downloads from baseURL + "/" + name instead of the official URL (a mirror, or a
@@ -132,6 +133,16 @@ func WithProgress(w io.Writer) Option { return func(c *config) { c.progress = w 
 func WithWeightsDir(dir string) Option {
 	return func(c *config) { c.weightsDir, c.weightsSet = dir, true }
 }
+
+// ArrayMemory returns the memory the array key of layer, of the given shape, is read into:
+// exactly as many values as the shape holds, or nil to let the checkpoint allocate them.
+type ArrayMemory func(layer, key string, shape []int) []float32
+
+// WithArrayMemory makes Open (and Load) read each array straight into the memory arrays
+// returns — a GoMLX tensor's own buffer, say — instead of into memory of its own that the
+// caller then copies. For VGG16 that copy is 528 MB, and in a fresh process (every notebook
+// cell is one) writing memory for the first time costs a page fault per page: seconds.
+func WithArrayMemory(arrays ArrayMemory) Option { return func(c *config) { c.arrays = arrays } }
 
 func newConfig(opts []Option) *config {
 	c := &config{catalog: catalog, client: http.DefaultClient, progress: os.Stderr, tmpFallback: os.TempDir()}
@@ -232,7 +243,7 @@ func Fetch(ctx context.Context, name string, opts ...Option) (Source, error) {
 		return Source{}, fmt.Errorf("weights: cannot create cache directory %s: %v", dir, err)
 	}
 	final := filepath.Join(dir, name)
-	if sum, err := fileMD5(final); err == nil {
+	if sum, err := FileMD5(final); err == nil {
 		if entry.MD5 == "" || sum == entry.MD5 {
 			src.Path, src.Origin, src.MD5, src.MD5Verified = final, OriginKerasCache, sum, entry.MD5 != ""
 			return src, nil
@@ -253,7 +264,7 @@ func Fetch(ctx context.Context, name string, opts ...Option) (Source, error) {
 
 func (c *config) fromWeightsDir(entry File, src Source) (Source, error) {
 	p := filepath.Join(c.weightsDir, entry.Name)
-	sum, err := fileMD5(p)
+	sum, err := FileMD5(p)
 	if err == nil {
 		src.Path, src.Origin, src.MD5, src.MD5Verified = p, OriginWeightsDir, sum, entry.MD5 != "" && sum == entry.MD5
 		return src, nil
@@ -269,7 +280,7 @@ func (c *config) fromWeightsDir(entry File, src Source) (Source, error) {
 	}
 	if dir != "" {
 		cached = filepath.Join(dir, entry.Name)
-		if sum, err := fileMD5(cached); err == nil && entry.MD5 != "" && sum == entry.MD5 {
+		if sum, err := FileMD5(cached); err == nil && entry.MD5 != "" && sum == entry.MD5 {
 			src.Path, src.Origin, src.MD5, src.MD5Verified = cached, OriginKerasCache, sum, true
 			return src, nil
 		}
@@ -346,63 +357,44 @@ func removeStaleTemps(dir, name string) {
 	}
 }
 
-// md5 memo: hashing VGG16 (528 MB) takes about a second, and notebooks fetch the same file
-// again and again; a file whose size and modification time are unchanged keeps its sum.
-var md5Memo struct {
-	sync.Mutex
-	m map[string]md5Entry
-}
-
-type md5Entry struct {
-	size int64
-	mod  time.Time
-	sum  string
-}
-
-func fileMD5(path string) (string, error) {
+// FileMD5 is the md5 of the file at path (hex), the digest keras.applications checks
+// downloads against. Hashing VGG16's 528 MB takes about a second, and every notebook cell that
+// loads the model is a new process asking again: the sum is kept in the notebook cache
+// (kernelext/nbcache) under the file's content digest, which nbcache itself keeps by path,
+// size, modification time and inode, so an unchanged file is hashed once.
+func FileMD5(path string) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("weights: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
+		return "", fmt.Errorf("weights: %s is not a regular file", path)
 	}
-	md5Memo.Lock()
-	e, ok := md5Memo.m[path]
-	md5Memo.Unlock()
-	if ok && e.size == st.Size() && e.mod.Equal(st.ModTime()) {
-		return e.sum, nil
-	}
-	f, err := os.Open(path)
+	digest, err := nbcache.FileHash(path)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("weights: %s: %w", path, err)
 	}
-	defer f.Close()
-	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	md5Memo.Lock()
-	if md5Memo.m == nil {
-		md5Memo.m = map[string]md5Entry{}
-	}
-	md5Memo.m[path] = md5Entry{st.Size(), st.ModTime(), sum}
-	md5Memo.Unlock()
-	return sum, nil
+	return nbcache.Cached(md5Key(digest), func() (string, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("weights: %w", err)
+		}
+		defer f.Close()
+		h := md5.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", fmt.Errorf("weights: %s: %w", path, err)
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	})
 }
 
+func md5Key(digest string) string { return "weights/md5/v1/" + digest }
+
+// rememberMD5 stores the sum of a file just downloaded (and hashed while it arrived).
 func rememberMD5(path, sum string) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return
+	if digest, err := nbcache.FileHash(path); err == nil {
+		_, _ = nbcache.Cached(md5Key(digest), func() (string, error) { return sum, nil })
 	}
-	md5Memo.Lock()
-	if md5Memo.m == nil {
-		md5Memo.m = map[string]md5Entry{}
-	}
-	md5Memo.m[path] = md5Entry{st.Size(), st.ModTime(), sum}
-	md5Memo.Unlock()
 }
 
 // MustFetch is Fetch for notebook cells (background context); it panics on error.
@@ -421,7 +413,7 @@ func Load(ctx context.Context, name string, opts ...Option) (*Checkpoint, error)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Open(src.Path)
+	c, err := Open(src.Path, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,11 @@ type Weights struct {
 	Gamma, Beta, Mean, Variance []float32
 }
 
-// Source passes layer i's current weights to use, which must copy what it keeps.
+// Source passes layer i's current weights to use. Convolution and batch-norm weights are
+// copied (packed, folded); a Dense kernel is kept by reference, because packing VGG16's
+// 411 MB fc1 kernel would double the memory a loaded model needs and, in a fresh process
+// such as a notebook cell's, cost more than a second of page faults: the Source must lend
+// Dense kernels that stay unchanged until the layer is marked Stale.
 type Source func(layer int, use func(Weights)) error
 
 // bandFloats bounds the im2col buffer of one convolution band (output rows × width × k·k·Cin
@@ -115,9 +119,10 @@ type step struct {
 	epsilon   float64
 
 	// weights, filled by refresh.
-	packed *gemm.PackedB
-	bias   []float32 // conv, dense: bias; affine: shift
-	scale  []float32 // affine
+	packed *gemm.PackedB // conv
+	kernel []float32     // dense: the Source's kernel, lent until the layer is Stale
+	bias   []float32     // conv, dense: bias; affine: shift
+	scale  []float32     // affine
 	stale  bool
 }
 
@@ -332,7 +337,7 @@ func (n *Net) refresh() error {
 					useErr = fmt.Errorf("engine: layer %q: %d kernel and %d bias values for %d×%d", s.name, len(w.Kernel), len(w.Bias), s.in, s.out)
 					return
 				}
-				s.packed = gemm.PackB(s.in, s.out, w.Kernel, s.out)
+				s.kernel = w.Kernel
 				s.bias = append(s.bias[:0], w.Bias...)
 			})
 		}
@@ -634,7 +639,9 @@ func (n *Net) Forward(x []float32, count, h, w int, out []float32) error {
 		if i != len(n.steps)-1 {
 			dst = make([]float32, count*s.out)
 		}
-		gemm.MulPacked(procs, count, cur, s.in, s.packed, dst, s.out)
+		// The product packs the kernel block by block as it goes: with a handful of rows it
+		// reads each weight once either way, and the kernel is not copied whole.
+		gemm.MulWorkers(procs, count, s.out, s.in, cur, s.in, s.kernel, s.out, dst, s.out)
 		for r := range count {
 			biasActivate(dst[r*s.out:(r+1)*s.out], s.bias, s.act)
 		}

@@ -2,12 +2,9 @@ package applications
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,7 +220,7 @@ func (l *LazyModel) resolveWeights() (WeightsInfo, error) {
 			if dir, err := weights.KerasCacheDir(); err == nil {
 				p := filepath.Join(dir, name)
 				if isRegularFile(p) {
-					sum, err := cachedMD5(p)
+					sum, err := weights.FileMD5(p)
 					if err != nil {
 						return WeightsInfo{}, err
 					}
@@ -246,7 +243,7 @@ func (l *LazyModel) resolveWeights() (WeightsInfo, error) {
 		}
 		w.Path = l.o.weights
 	}
-	sum, err := cachedMD5(w.Path)
+	sum, err := weights.FileMD5(w.Path)
 	if err != nil {
 		return WeightsInfo{}, err
 	}
@@ -273,28 +270,6 @@ func publishedMD5(name string) string {
 func isRegularFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
-}
-
-// cachedMD5 is the file's md5, stored in nbcache under its content digest: hashing VGG16's
-// 528 MB again in every cell would cost seconds, and nbcache.FileHash is itself cached by path,
-// size, modification time and inode.
-func cachedMD5(path string) (string, error) {
-	digest, err := nbcache.FileHash(path)
-	if err != nil {
-		return "", fmt.Errorf("applications: weights %s: %w", path, err)
-	}
-	return nbcache.Cached("applications/md5/v1/"+digest, func() (string, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", fmt.Errorf("applications: weights: %w", err)
-		}
-		defer f.Close()
-		h := md5.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", fmt.Errorf("applications: weights %s: %w", path, err)
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	})
 }
 
 // predictCacheVersion is part of every PredictCached key: bump it when the computation of a

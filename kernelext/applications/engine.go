@@ -175,7 +175,10 @@ func (me *modelEngine) values(l *Layer) ([]*tensors.Tensor, error) {
 	return ts, nil
 }
 
-// read is the engine's Source: layer i's variables, viewed as float32 slices.
+// read is the engine's Source: layer i's variables, viewed as float32 slices. The engine keeps
+// a Dense kernel's slice after the call: it is the local storage of a tensor held in me.seen,
+// which GoMLX never writes — an update gives the variable a new tensor, refresh sees it and
+// marks the layer stale before the next forward pass reads anything.
 func (me *modelEngine) read(i int, use func(engine.Weights)) error {
 	l := me.layers[i]
 	ts, err := me.values(l)

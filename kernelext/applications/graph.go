@@ -223,7 +223,7 @@ func (b *Builder) Done() *Node {
 		defer g.PopAliasScope()
 	}
 	if b.checkpoint != nil {
-		if err := loadWeights(b.ctx, arch, b.checkpoint, true, dt); err != nil {
+		if err := loadWeights(b.ctx, arch, b.checkpoint, true, dt, nil); err != nil {
 			panic(err)
 		}
 	}

@@ -3,12 +3,14 @@ package applications
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxctx "github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
@@ -23,7 +25,7 @@ import (
 // architecture the file is for when it is not this one. NaN or infinite values are reported on
 // Warnings.
 func LoadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Checkpoint) error {
-	return loadWeights(ctx, arch, cp, false, dtypes.Float32)
+	return loadWeights(ctx, arch, cp, false, dtypes.Float32, nil)
 }
 
 // MustLoadWeights is LoadWeights for notebook cells: it panics on error.
@@ -34,8 +36,9 @@ func MustLoadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Chec
 }
 
 // loadWeights is LoadWeights for variables of dtype dt (float32, or float64 for
-// high-precision checks); with onlyMissing it leaves existing variables alone.
-func loadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Checkpoint, onlyMissing bool, dt dtypes.DType) error {
+// high-precision checks); with onlyMissing it leaves existing variables alone. Arrays that
+// were read into mem's tensors (mem may be nil) become the variables' values without a copy.
+func loadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Checkpoint, onlyMissing bool, dt dtypes.DType, mem *intoTensors) error {
 	type pending struct {
 		scope *gomlxctx.Context
 		key   string
@@ -75,7 +78,10 @@ func loadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Checkpoi
 		warnf("%s: %s", cp.Path(), msg)
 	}
 	for _, p := range todo {
-		value := tensorOf(p.t.Data, p.t.Shape, dt)
+		value := mem.adopted(p.t, dt)
+		if value == nil {
+			value = tensorOf(p.t.Data, p.t.Shape, dt)
+		}
 		if p.v == nil {
 			p.scope.VariableWithValue(p.key, value)
 		} else if err := p.v.SetValue(value); err != nil {
@@ -83,6 +89,60 @@ func loadWeights(ctx *gomlxctx.Context, arch *Architecture, cp *weights.Checkpoi
 		}
 	}
 	return nil
+}
+
+// intoTensors is a weights.ArrayMemory that reads the arrays of arch's float32 weights
+// straight into new tensors, which loadWeights then makes the variables' values as they are
+// (adopted): VGG16's weights are read once into their final place instead of being read and
+// then copied. The checkpoint's arrays share that memory, so the checkpoint must not outlive
+// the loading.
+type intoTensors struct {
+	arch *Architecture
+	made map[*float32]*tensors.Tensor // by the address of the first value
+}
+
+// newIntoTensors returns the memory for arch's weights, or nil for a float64 model (its
+// variables are converted anyway).
+func newIntoTensors(arch *Architecture, dt dtypes.DType) *intoTensors {
+	if dt != dtypes.Float32 {
+		return nil
+	}
+	return &intoTensors{arch: arch, made: map[*float32]*tensors.Tensor{}}
+}
+
+// options is the weights option that reads into m (none when m is nil).
+func (m *intoTensors) options() []weights.Option {
+	if m == nil {
+		return nil
+	}
+	return []weights.Option{weights.WithArrayMemory(m.alloc)}
+}
+
+func (m *intoTensors) alloc(layer, key string, shape []int) []float32 {
+	l := m.arch.Layer(layer)
+	if l == nil || l.Added || len(shape) == 0 || shapes.Make(dtypes.Float32, shape...).Size() == 0 {
+		return nil
+	}
+	if w := l.Weight(key); w == nil || !slices.Equal(w.Shape, shape) {
+		return nil
+	}
+	t := tensors.FromShape(shapes.Make(dtypes.Float32, shape...))
+	var flat []float32
+	tensors.MustMutableFlatData(t, func(f []float32) { flat = f })
+	m.made[&flat[0]] = t
+	return flat
+}
+
+// adopted returns the tensor a's values were read into, or nil if they were not (m may be nil).
+func (m *intoTensors) adopted(a *weights.Tensor, dt dtypes.DType) *tensors.Tensor {
+	if m == nil || dt != dtypes.Float32 || len(a.Data) == 0 {
+		return nil
+	}
+	t := m.made[&a.Data[0]]
+	if t == nil || t.Size() != len(a.Data) {
+		return nil
+	}
+	return t
 }
 
 // checkArchitecture refuses a checkpoint made for another network before any per-layer
@@ -146,9 +206,9 @@ func imagenetFile(arch *Architecture) string {
 }
 
 // openWeights opens the checkpoint named by a WithWeights argument and describes its origin.
-func openWeights(spec string, arch *Architecture) (*weights.Checkpoint, string, error) {
+func openWeights(spec string, arch *Architecture, opts ...weights.Option) (*weights.Checkpoint, string, error) {
 	if spec == "imagenet" {
-		cp, err := weights.Load(context.Background(), imagenetFile(arch))
+		cp, err := weights.Load(context.Background(), imagenetFile(arch), opts...)
 		if err != nil {
 			return nil, "", err
 		}
@@ -157,7 +217,7 @@ func openWeights(spec string, arch *Architecture) (*weights.Checkpoint, string, 
 	if !strings.HasSuffix(strings.ToLower(spec), ".h5") && !strings.HasSuffix(strings.ToLower(spec), ".hdf5") {
 		return nil, "", fmt.Errorf("applications: weights must be \"imagenet\", \"\" or the path of a .h5 file, got %q", spec)
 	}
-	cp, err := weights.Open(spec)
+	cp, err := weights.Open(spec, opts...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -156,11 +156,12 @@ func newModel(name string, opts []Option) (*Model, error) {
 	if o.weights == "" {
 		m.weights = "random initialisation (weights=None)"
 	} else {
-		cp, source, err := openWeights(o.weights, arch)
+		mem := newIntoTensors(arch, m.dtype)
+		cp, source, err := openWeights(o.weights, arch, mem.options()...)
 		if err != nil {
 			return nil, err
 		}
-		if err := loadWeights(m.ctx, arch, cp, false, m.dtype); err != nil {
+		if err := loadWeights(m.ctx, arch, cp, false, m.dtype, mem); err != nil {
 			return nil, err
 		}
 		m.weights = source
