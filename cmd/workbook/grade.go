@@ -36,6 +36,7 @@ func runGrade(args []string) error {
 	exercise := fs.String("exercise", "", `exercise or activity to grade: 8.01, A8.01, 8.02, 8.03, 8.04, A8.02 (or exercise-8.01, activity-8.01, ...)`)
 	jobs := fs.Int("jobs", 1, "submissions graded at the same time (each needs up to --memory and a CPU core)")
 	timeout := fs.Duration("timeout", batch.DefaultTimeout, "wall-clock limit for one submission's whole notebook")
+	cellTimeout := fs.Duration("cell-timeout", 0, "wall-clock limit for one cell (default: --timeout): a cell that never ends is stopped sooner")
 	memory := fs.String("memory", "4GiB", "memory limit for one submission: kernel, compiler and program together")
 	out := fs.String("out", "", "folder for gradebook.csv, report.json, feedback/ and executed/ (default grades-ID)")
 	isolation := fs.String("isolation", string(batch.Sandbox), `"sandbox" (needs root) or "weak" (runs students' code as you; see solutions/README.md)`)
@@ -169,7 +170,7 @@ func runGrade(args []string) error {
 	}
 	fmt.Fprintf(stderr, "grade %s: weights %s\ngrade %s: backend %s\n", spec.ID, ref.Weights, spec.ID, ref.Backend)
 	rep, err := batch.Grade(ctx, batch.Options{
-		Spec: spec, Reference: ref, Repo: repo, Jobs: *jobs, Timeout: *timeout, Memory: mem,
+		Spec: spec, Reference: ref, Repo: repo, Jobs: *jobs, Timeout: *timeout, CellTimeout: *cellTimeout, Memory: mem,
 		Isolation: batch.Isolation(*isolation), WorkDir: *workDir, KeepWork: *keepWork, GoCacheTemplate: *cacheDir,
 		ExecutedDir: filepath.Join(*out, "executed"), HideDirs: append(hide, *out), Log: stderr,
 		Env: env, DataDirs: dataDirs,

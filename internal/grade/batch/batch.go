@@ -51,8 +51,11 @@ type Options struct {
 	Repo string
 	// Jobs is how many submissions run at once (default 1).
 	Jobs int
-	// Timeout bounds one submission's whole run (default 10 minutes).
-	Timeout time.Duration
+	// Timeout bounds one submission's whole run (default 10 minutes). CellTimeout bounds each
+	// of its cells (default: Timeout): a cell that loops forever is then stopped after the
+	// time one cell may take instead of holding a job for the whole notebook's.
+	Timeout     time.Duration
+	CellTimeout time.Duration
 	// Memory bounds one submission's process tree in bytes: driver, kernel, compiler and program
 	// together (default DefaultMemory).
 	Memory int64
@@ -154,10 +157,12 @@ type Report struct {
 	Isolation string        `json:"isolation"`
 	Memory    int64         `json:"memory_limit_bytes"`
 	Timeout   time.Duration `json:"timeout_ns"`
-	Reference RefInfo       `json:"reference"`
-	Checks    []grade.Check `json:"checks"`
-	Results   []*Result     `json:"results"`
-	Notes     []string      `json:"notes,omitempty"`
+	// CellTimeout is the limit of one cell (equal to Timeout unless set lower).
+	CellTimeout time.Duration `json:"cell_timeout_ns"`
+	Reference   RefInfo       `json:"reference"`
+	Checks      []grade.Check `json:"checks"`
+	Results     []*Result     `json:"results"`
+	Notes       []string      `json:"notes,omitempty"`
 }
 
 // RefInfo says what the reference was computed with.
@@ -189,6 +194,9 @@ func Grade(ctx context.Context, opt Options, submissions []string) (*Report, err
 	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = DefaultTimeout
+	}
+	if opt.CellTimeout <= 0 || opt.CellTimeout > opt.Timeout {
+		opt.CellTimeout = opt.Timeout
 	}
 	if opt.Memory <= 0 {
 		opt.Memory = DefaultMemory
@@ -237,7 +245,7 @@ func Grade(ctx context.Context, opt Options, submissions []string) (*Report, err
 
 	rep := &Report{
 		Exercise: opt.Spec.ID, Title: opt.Spec.Title, Started: time.Now(), Jobs: opt.Jobs,
-		Isolation: string(opt.Isolation), Memory: opt.Memory, Timeout: opt.Timeout, Checks: opt.Spec.Checks,
+		Isolation: string(opt.Isolation), Memory: opt.Memory, Timeout: opt.Timeout, CellTimeout: opt.CellTimeout, Checks: opt.Spec.Checks,
 		Notes: raised,
 	}
 	ref := opt.Reference

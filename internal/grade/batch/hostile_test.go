@@ -174,12 +174,14 @@ fmt.Println("tampering attempted")
 		expectation{reason: "student bug: boom"})
 	add("exit-init", insertAfter(solved, 3, "import \"os\"\n\nvar _ = quit()\n\nfunc quit() int {\n\tos.Exit(0)\n\treturn 0\n}\n"),
 		expectation{reason: "os.Exit"})
-	// The loop comes after the cell that prints the answer: that output still counts.
+	// The loop comes after the cell that prints the answer: that output still counts. The cell
+	// limit stops it, long before the notebook's.
 	add("infinite-loop", append(append([]string(nil), solved...), "%%\nfor {\n}\n"),
-		expectation{pass: []string{"printed-top1"}, reason: "did not finish within"})
+		expectation{pass: []string{"printed-top1"}, reason: "did not finish within 45s, the limit for one cell"})
 	add("memory-bomb", insertAfter(solved, 3, "var hog = allocate()\n\nfunc allocate() [][]byte {\n\tvar chunks [][]byte\n\tfor {\n"+
 		"\t\tb := make([]byte, 256<<20)\n\t\tfor i := range b {\n\t\t\tb[i] = 1\n\t\t}\n\t\tchunks = append(chunks, b)\n\t}\n}\n"),
-		expectation{reason: "memory limit"})
+		// Every cell after the declaration re-runs it: the run stops at the second kill.
+		expectation{reason: "and the run was stopped in cell"})
 	// The flood ends with the memory limit (the output piles up in the kernel and the driver),
 	// the file-size limit (the executed notebook) or the timeout, whichever comes first.
 	add("output-flood", append(append([]string(nil), solved...),
@@ -219,7 +221,7 @@ fmt.Println("tampering attempted")
 	out := t.TempDir()
 	start := time.Now()
 	rep, err := Grade(context.Background(), Options{
-		Spec: spec, Reference: ref, Repo: repo, Jobs: 2, Timeout: 2 * time.Minute, WorkDir: work,
+		Spec: spec, Reference: ref, Repo: repo, Jobs: 2, Timeout: 2 * time.Minute, CellTimeout: 45 * time.Second, WorkDir: work,
 		ExecutedDir: filepath.Join(out, "executed"), HideDirs: []string{dir, out}, NoWarmup: true, Log: testLog{t},
 	}, paths)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/grade"
 	"github.com/transfer-learning-go/workbook/internal/nbrun"
@@ -208,15 +209,19 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 	}
 	defer os.Remove(cfgPath)
 
-	res, runErr := nbrun.Run(ctx, sb.notebook, nbrun.Options{
+	runCtx, stopRun := context.WithCancel(ctx)
+	memStop := watchMemory(runCtx, cg, stopRun)
+	res, runErr := nbrun.Run(runCtx, sb.notebook, nbrun.Options{
 		OutDir:      sb.out,
-		CellTimeout: g.opt.Timeout,
+		CellTimeout: g.opt.CellTimeout,
 		Timeout:     g.opt.Timeout,
 		KeepGoing:   true,
 		NoHTML:      true,
 		Env:         []string{sandbox.ConfigEnv + "=" + cfgPath, "HOME=/"},
 		Python:      g.launcher,
 	})
+	stopRun()
+	memStopped := <-memStop
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -273,11 +278,18 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 	if res != nil {
 		for _, ce := range res.Errors {
 			switch ce.Kind {
-			case "timeout", "deadline":
+			case "deadline":
 				runProblem = fmt.Sprintf("the notebook did not finish within %s (cell %d was running: %s)%s",
 					g.opt.Timeout, ce.Cell, codeLine(ce.Source), memNote)
+			case "timeout":
+				runProblem = fmt.Sprintf("cell %d did not finish within %s, the limit for one cell (%s)%s",
+					ce.Cell, g.opt.CellTimeout, codeLine(ce.Source), memNote)
 			case "kernel died", "stopped":
 				runProblem = fmt.Sprintf("the kernel stopped while running cell %d: %s%s", ce.Cell, ce.Summary, memNote)
+				if memStopped {
+					runProblem = fmt.Sprintf("cell after cell exceeded the memory limit of %s (%d processes were killed), "+
+						"and the run was stopped in cell %d: the cells after it did not run", formatBytes(g.opt.Memory), oom, ce.Cell)
+				}
 			}
 		}
 	}
@@ -560,4 +572,38 @@ func writeOwned(path string, b []byte, uid int) error {
 		return fmt.Errorf("grade: %v", err)
 	}
 	return nil
+}
+
+// memoryStopKills is how many processes the memory limit may kill before a run is stopped. A
+// notebook whose declarations allocate too much fails in every cell alike (each cell is a new
+// process that re-evaluates them), and each of those cells costs seconds of page faults before
+// it is killed; one cell that asks for too much once is only one kill, and the run goes on.
+const memoryStopKills = 2
+
+// watchMemory cancels the run (stop) once the sandbox's memory limit has killed
+// memoryStopKills processes. The channel it returns says, once ctx is done, whether it did.
+func watchMemory(ctx context.Context, cg *sandbox.Cgroup, stop func()) <-chan bool {
+	done := make(chan bool, 1)
+	if cg == nil {
+		done <- false
+		return done
+	}
+	go func() {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- false
+				return
+			case <-tick.C:
+				if st, err := cg.Stats(); err == nil && st.OOMKills >= memoryStopKills {
+					stop()
+					done <- true
+					return
+				}
+			}
+		}
+	}()
+	return done
 }
