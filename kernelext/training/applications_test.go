@@ -77,6 +77,12 @@ func TestVGG16FineTune(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "classifier.ckpt")
 	m.MustSave(path)
 	p1 := m.MustPredict(x)
+	// The same model made with NewApplicationModel predicts through app.Predict — on the engine
+	// with the pure-Go backend, which must see the trained variables.
+	pa := MustNewApplicationModel(b, app).MustPredict(x)
+	if _, ok := closeTo(pa.Data, p1.Data, 1e-5); !ok {
+		t.Errorf("NewApplicationModel predicts %v, the GoMLX graph %v", pa.Data, p1.Data)
+	}
 	app2, err := applications.VGG16(applications.WithWeights(""), applications.IncludeTop(false),
 		applications.InputShape(32, 32), applications.WithSeed(8), applications.WithBackend(b))
 	if err != nil {

@@ -11,7 +11,7 @@
 //	app.AsSequential("sequential_1")
 //	_ = app.SetTrainable(false)                                // for layer in …: trainable = False
 //	head, _ := app.AddDense("", 1, "sigmoid")                  // Dense(1, activation='sigmoid')
-//	model := training.MustNewModel(nil, app.Context(), "sequential_1", app.Apply)
+//	model := training.MustNewApplicationModel(nil, app)
 //	model.MustCompile(training.NewAdam(), training.BinaryCrossentropy, training.Accuracy)
 //	hist := model.MustFit(training.NewSequenceGenerator(trainIt, false), training.FitOptions{
 //		Epochs: 10, StepsPerEpoch: 100,

@@ -266,7 +266,7 @@ func (f FineTuning) Untrained() (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewModel(b, ft.App.Context(), ft.App.Name(), ft.App.Apply)
+	return NewApplicationModel(b, ft.App)
 }
 
 // MustUntrained is Untrained for notebook cells: it panics on error.

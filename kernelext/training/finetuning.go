@@ -184,7 +184,7 @@ func (f FineTuning) Run() (*FineTuned, error) {
 	r := &ftRun{f: f, b: b, ft: ft, train: NewSequenceGenerator(train, false), val: NewSequenceGenerator(test, false)}
 	defer r.train.Close()
 	defer r.val.Close()
-	if r.full, err = NewModel(b, ft.App.Context(), ft.App.Name(), ft.App.Apply); err != nil {
+	if r.full, err = NewApplicationModel(b, ft.App); err != nil {
 		return nil, err
 	}
 	var hist *History

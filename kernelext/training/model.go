@@ -41,6 +41,9 @@ type Model struct {
 	restoredOpt string
 
 	trainExec, evalExec, predictExec *context.Exec
+	// app, when set, is the applications.Model whose Apply fn is: Predict goes through it, so
+	// a fine-tuned VGG16 or ResNet50 predicts on the workbook's engine like the pretrained one.
+	app *applications.Model
 }
 
 // NewModel wraps fn. A nil backend means backend.New() (the workbook's backend choice), a
@@ -59,6 +62,28 @@ func NewModel(b backends.Backend, ctx *context.Context, name string, fn ModelFn)
 		ctx = context.New()
 	}
 	return &Model{Name: name, ctx: ctx, backend: b, fn: fn}, nil
+}
+
+// NewApplicationModel is NewModel for a whole VGG16 or ResNet50 with whatever head was added
+// to it: app.Apply on app's variables, named app.Name(). Its Predict is app.Predict, which
+// runs on the workbook's engine where the backend is the pure-Go one (a fine-tuned VGG16
+// predicts in a fraction of a second there instead of several seconds in GoMLX).
+func NewApplicationModel(b backends.Backend, app *applications.Model) (*Model, error) {
+	m, err := NewModel(b, app.Context(), app.Name(), app.Apply)
+	if err != nil {
+		return nil, err
+	}
+	m.app = app
+	return m, nil
+}
+
+// MustNewApplicationModel is NewApplicationModel for notebook cells: it panics on error.
+func MustNewApplicationModel(b backends.Backend, app *applications.Model) *Model {
+	m, err := NewApplicationModel(b, app)
+	if err != nil {
+		panic(err)
+	}
+	return m
 }
 
 // MustNewModel is NewModel for notebook cells: it panics on error.
@@ -221,6 +246,13 @@ func (m *Model) step(e *context.Exec, x, y *kernelext.Array) (StepResult, error)
 // inference mode with applications.PredictInBatches' batching and empty-batch rules (for a
 // VGG16 or ResNet50, applications.Model.Predict is the same rules on the workbook's engine).
 func (m *Model) Predict(x *kernelext.Array) (*kernelext.Array, error) {
+	if m.app != nil {
+		y, err := m.app.Predict(x)
+		if err != nil {
+			return nil, fmt.Errorf("training: predict: %w", err)
+		}
+		return y, nil
+	}
 	run := func(b *kernelext.Array) (*kernelext.Array, error) {
 		if m.predictExec == nil {
 			e, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x *Node) *Node {
