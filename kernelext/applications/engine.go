@@ -97,9 +97,38 @@ type modelEngine struct {
 // newModelEngine turns the layer table into the engine's, reading weights from ctx.
 func newModelEngine(arch *Architecture, ctx *context.Context) (*modelEngine, error) {
 	me := &modelEngine{ctx: ctx}
-	index := map[string]int{}
+	table, layers, err := engineTable(arch, arch.Layers, map[string]int{})
+	if err != nil {
+		return nil, err
+	}
+	me.layers = layers
+	me.seen = make([][]*tensors.Tensor, len(table))
+	net, err := engine.New(table, me.read)
+	if err != nil {
+		return nil, fmt.Errorf("applications: %s: %w", arch.Name, err)
+	}
+	me.net = net
+	return me, nil
+}
+
+// TopTable is the engine's layer table of the model's layers after layer from, the first of
+// them reading from's output (engine.Input), with those layers in the same order and from's
+// output shape per image: the trainable top of a fine-tuned model, for engine.NewTrainer.
+func (m *Model) TopTable(from string) (table []engine.Layer, layers []*Layer, in []int, err error) {
+	i := m.arch.index(from)
+	if i < 0 {
+		return nil, nil, nil, fmt.Errorf("applications: %s has no layer %q", m.arch.Name, from)
+	}
+	table, layers, err = engineTable(m.arch, m.arch.Layers[i+1:], map[string]int{from: engine.Input})
+	return table, layers, m.arch.Layers[i].OutputShape, err
+}
+
+// engineTable turns ls into the engine's table form; index maps the names of the layers
+// already placed (e.g. the input) to their engine index and receives the new ones.
+func engineTable(arch *Architecture, ls []*Layer, index map[string]int) ([]engine.Layer, []*Layer, error) {
 	var table []engine.Layer
-	for _, l := range arch.Layers {
+	var layers []*Layer
+	for _, l := range ls {
 		if l.Op == OpInput {
 			index[l.Name] = engine.Input
 			continue
@@ -108,7 +137,7 @@ func newModelEngine(arch *Architecture, ctx *context.Context) (*modelEngine, err
 		for _, in := range l.Inbound {
 			i, ok := index[in]
 			if !ok {
-				return nil, fmt.Errorf("applications: %s: layer %q reads unknown layer %q", arch.Name, l.Name, in)
+				return nil, nil, fmt.Errorf("applications: %s: layer %q reads unknown layer %q", arch.Name, l.Name, in)
 			}
 			el.Inputs = append(el.Inputs, i)
 		}
@@ -139,19 +168,13 @@ func newModelEngine(arch *Architecture, ctx *context.Context) (*modelEngine, err
 			w := l.Weight("kernel").Shape
 			el.Op, el.In, el.Out = engine.Dense, w[0], w[1]
 		default:
-			return nil, fmt.Errorf("applications: %s: layer %q (%s) has no engine form", arch.Name, l.Name, l.Class)
+			return nil, nil, fmt.Errorf("applications: %s: layer %q (%s) has no engine form", arch.Name, l.Name, l.Class)
 		}
 		index[l.Name] = len(table)
 		table = append(table, el)
-		me.layers = append(me.layers, l)
+		layers = append(layers, l)
 	}
-	me.seen = make([][]*tensors.Tensor, len(table))
-	net, err := engine.New(table, me.read)
-	if err != nil {
-		return nil, fmt.Errorf("applications: %s: %w", arch.Name, err)
-	}
-	me.net = net
-	return me, nil
+	return table, layers, nil
 }
 
 // values returns the current value of each of layer l's variables.

@@ -422,7 +422,15 @@ func (r *ftRun) stage2Top(opt Optimizer, s2 *FitOptions) (*Model, Generator, err
 	if err := top.Compile(opt, BinaryCrossentropy, Accuracy); err != nil {
 		return nil, nil, err
 	}
-	fmt.Fprintf(r.f.Out, "Stage 2: the frozen layers up to %s on the engine, the layers above in GoMLX.\n", cut)
+	// The trainable top on the engine too where it consists of layers the engine trains
+	// (VGG16's block5, pooling and Dense layers); else, e.g. ResNet50's stage 5 with its
+	// BatchNormalization, in GoMLX.
+	if steps, err := newEngineTop(r.ft.App, r.ft.App.Context(), cut, opt); err == nil {
+		top.steps = steps
+		fmt.Fprintf(r.f.Out, "Stage 2: the frozen layers up to %s on the engine, the layers above trained on the engine too (internal/engine's training steps, Keras' Adam on the model's variables).\n", cut)
+	} else {
+		fmt.Fprintf(r.f.Out, "Stage 2: the frozen layers up to %s on the engine, the layers above in GoMLX (%v).\n", cut, err)
+	}
 	s2.ValidationData = NewExtractGenerator(r.val, extract)
 	return top, NewExtractGenerator(r.train, extract), nil
 }

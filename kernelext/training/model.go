@@ -44,6 +44,10 @@ type Model struct {
 	// app, when set, is the applications.Model whose Apply fn is: Predict goes through it, so
 	// a fine-tuned VGG16 or ResNet50 predicts on the workbook's engine like the pretrained one.
 	app *applications.Model
+	// steps, when set, computes TrainOnBatch and TestOnBatch instead of GoMLX (see
+	// engine_top.go); Compile clears it, as it was made for the previous compile's loss and
+	// optimizer.
+	steps stepper
 }
 
 // NewModel wraps fn. A nil backend means backend.New() (the workbook's backend choice), a
@@ -137,6 +141,7 @@ func (m *Model) Compile(opt Optimizer, loss Loss, metrics ...Metric) error {
 	m.restoredOpt = ""
 	m.opt, m.loss, m.metrics = opt, loss, append([]Metric(nil), metrics...)
 	m.compiled = true
+	m.steps = nil
 	m.resetExecs()
 	return nil
 }
@@ -172,6 +177,9 @@ func (m *Model) TrainOnBatch(x, y *kernelext.Array) (StepResult, error) {
 	if !m.compiled {
 		return StepResult{}, errors.New("training: the model must be compiled before training (call Compile)")
 	}
+	if m.steps != nil {
+		return m.steps.trainStep(x, y)
+	}
 	if m.trainExec == nil {
 		e, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x, y *Node) []*Node {
 			ctx.SetTraining(x.Graph(), true)
@@ -191,6 +199,9 @@ func (m *Model) TrainOnBatch(x, y *kernelext.Array) (StepResult, error) {
 func (m *Model) TestOnBatch(x, y *kernelext.Array) (StepResult, error) {
 	if !m.compiled {
 		return StepResult{}, errors.New("training: the model must be compiled before evaluation (call Compile)")
+	}
+	if m.steps != nil {
+		return m.steps.testStep(x, y)
 	}
 	if m.evalExec == nil {
 		e, err := context.NewExec(m.backend, m.ctx, func(ctx *context.Context, x, y *Node) []*Node {

@@ -2,11 +2,13 @@ package training
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:staticcheck // GoMLX graph-building style.
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 )
@@ -89,6 +91,91 @@ func (o *Adam) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		step := Div(Mul(lrT, mT), AddScalar(Sqrt(vT), o.Epsilon))
 		v.SetValueGraph(Sub(v.ValueGraph(g), step))
 	}
+}
+
+// updateValues is UpdateGraph's step for gradients computed outside a graph (by the
+// workbook's engine, see engine_top.go): the same state in the same variables (the step
+// counter and the m and v slots under OptimizerScope, created in the order UpdateGraph
+// creates them), the same float32 operations in the same order. Every updated variable gets
+// a new tensor, as a GoMLX update gives it, so readers that compare tensors (the engine of
+// applications.Model.Predict) see the change.
+func (o *Adam) updateValues(ctx *context.Context, vars []*context.Variable, grads [][]float32) error {
+	if o.LearningRate <= 0 || o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 || o.Epsilon < 0 || o.Decay < 0 {
+		return fmt.Errorf("training: invalid %s", o)
+	}
+	itVar := iterationsVariable(ctx)
+	itT, err := itVar.Value()
+	if err != nil {
+		return fmt.Errorf("training: optimizer iterations: %w", err)
+	}
+	it, ok := itT.Value().(int64)
+	if !ok {
+		return fmt.Errorf("training: optimizer iterations is %s, want int64", itT.Shape())
+	}
+	lr := float32(o.LearningRate)
+	if o.Decay > 0 {
+		lr *= 1 / (float32(o.Decay)*float32(it) + 1)
+	}
+	t := float32(it) + 1
+	beta1, beta2, eps := float32(o.Beta1), float32(o.Beta2), float32(o.Epsilon)
+	pow := func(b float32) float32 { return float32(math.Pow(float64(b), float64(t))) }
+	lrT := lr * (float32(math.Sqrt(float64(1-pow(beta2)))) / (1 - pow(beta1)))
+	for i, v := range vars {
+		g := grads[i]
+		m, s := slotVariable(ctx, "m", v), slotVariable(ctx, "v", v)
+		var pOld, mOld, sOld []float32
+		if err := flatValues([]*context.Variable{v, m, s}, []*[]float32{&pOld, &mOld, &sOld}); err != nil {
+			return err
+		}
+		if len(g) != len(pOld) || len(mOld) != len(pOld) || len(sOld) != len(pOld) {
+			return fmt.Errorf("training: %s: %d gradient values for %d", v.ScopeAndName(), len(g), len(pOld))
+		}
+		pT, pNew := newFloat32Tensor(v)
+		mT, mNew := newFloat32Tensor(v)
+		sT, sNew := newFloat32Tensor(v)
+		for j, gj := range g {
+			mj := beta1*mOld[j] + (1-beta1)*gj
+			sj := beta2*sOld[j] + (1-beta2)*(gj*gj)
+			mNew[j], sNew[j] = mj, sj
+			pNew[j] = pOld[j] - (lrT*mj)/(float32(math.Sqrt(float64(sj)))+eps)
+		}
+		for _, u := range []struct {
+			v *context.Variable
+			t *tensors.Tensor
+		}{{m, mT}, {s, sT}, {v, pT}} {
+			if err := u.v.SetValue(u.t); err != nil {
+				return fmt.Errorf("training: %s: %w", u.v.ScopeAndName(), err)
+			}
+		}
+	}
+	if err := itVar.SetValue(tensors.FromScalar(it + 1)); err != nil {
+		return fmt.Errorf("training: optimizer iterations: %w", err)
+	}
+	return nil
+}
+
+// newFloat32Tensor is a new tensor of v's shape and its data to fill.
+func newFloat32Tensor(v *context.Variable) (*tensors.Tensor, []float32) {
+	t := tensors.FromShape(v.Shape())
+	var data []float32
+	_ = tensors.MutableFlatData(t, func(f []float32) { data = f }) // a new float32 tensor: no error
+	return t, data
+}
+
+// flatValues points each of dst at the float32 data of the matching variable's value. The
+// slices stay valid while the variables keep those values: GoMLX never writes a tensor's
+// data in place; an update gives the variable a new tensor.
+func flatValues(vars []*context.Variable, dst []*[]float32) error {
+	for i, v := range vars {
+		t, err := v.Value()
+		if err != nil {
+			return fmt.Errorf("training: %s: %w", v.ScopeAndName(), err)
+		}
+		if err := tensors.ConstFlatData(t, func(f []float32) { *dst[i] = f }); err != nil {
+			return fmt.Errorf("training: %s: %w", v.ScopeAndName(), err)
+		}
+	}
+	return nil
 }
 
 // Clear implements optimizers.Interface: it deletes the optimizer state (see ClearOptimizerState).
@@ -211,7 +298,7 @@ func trainableGradients(ctx *context.Context, g *Graph, loss *Node) ([]*context.
 // stepLearningRate increments the optimizer's iterations counter and returns the (decayed)
 // learning rate and the counter's value before the increment, as Keras reads it.
 func stepLearningRate(ctx *context.Context, g *Graph, lr, decay float64) (*Node, *Node) {
-	itVar := ctx.InAbsPath(OptimizerScope).Checked(false).VariableWithValue("iterations", int64(0)).SetTrainable(false)
+	itVar := iterationsVariable(ctx)
 	it := itVar.ValueGraph(g)
 	itVar.SetValueGraph(Add(it, OnesLike(it)))
 	rate := Scalar(g, dtypes.Float32, lr)
@@ -221,6 +308,11 @@ func stepLearningRate(ctx *context.Context, g *Graph, lr, decay float64) (*Node,
 		rate = Mul(rate, Reciprocal(AddScalar(d, 1)))
 	}
 	return rate, it
+}
+
+// iterationsVariable returns (creating it with 0) the optimizer's step counter.
+func iterationsVariable(ctx *context.Context) *context.Variable {
+	return ctx.InAbsPath(OptimizerScope).Checked(false).VariableWithValue("iterations", int64(0)).SetTrainable(false)
 }
 
 // slotVariable returns (creating it with zeros) the optimizer slot named slot for v.
