@@ -28,7 +28,9 @@ import (
 // apart from it in GoMLX, on features the engine computes from the same freshly augmented
 // batches: the same History to float32 rounding as training the whole model in GoMLX, for a
 // fraction of the time. Cached computes the base's features once per image instead (fast, but
-// no fresh augmentation per step). Stage 2 changes the base, so it trains the whole model.
+// no fresh augmentation per step). Stage 2 changes the base: the layers below the first unfrozen
+// one still run on the engine, and the layers above train on it too where it trains them
+// (VGG16's block5 and the Dense layers, see engine_top.go), else in GoMLX.
 type FineTuning struct {
 	Network  string   // "vgg16" (the book's, default) or "resnet50"
 	Weights  string   // "imagenet" (default), a .h5 file, or "none" (Keras' random initialisation)
@@ -398,7 +400,9 @@ func (r *ftRun) stage2(head *Model, hist *History, afterCache bool) (*History, e
 // stage2Top is what stage 2 trains: where the frozen bottom (the layers below the first
 // unfrozen one) can run on the engine, a model of the layers above it, on the full model's
 // variables (same context, same name: its checkpoints are the full model's), fed the engine's
-// features of the same freshly augmented batches; else the full model on images.
+// features of the same freshly augmented batches — its steps computed on the engine too where
+// the top holds only layers the engine trains (newEngineTop), in GoMLX otherwise (ResNet50's
+// stage 5 with its BatchNormalization); else the full model on images.
 func (r *ftRun) stage2Top(opt Optimizer, s2 *FitOptions) (*Model, Generator, error) {
 	names := r.ft.Base().LayerNames()
 	first := len(names)
