@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/gomlx/pkg/ml/context"
-
 	"github.com/transfer-learning-go/workbook/kernelext"
 	"github.com/transfer-learning-go/workbook/kernelext/applications"
 )
@@ -132,15 +130,10 @@ func BenchmarkStage2TopStep(b *testing.B) {
 		})
 	}
 	b.Run("adam", func(b *testing.B) {
-		var vars []*context.Variable
-		var grads [][]float32
-		for i, vs := range steps.vars {
-			for j, v := range vs {
-				if v != nil && steps.trainable[i][j] {
-					vars = append(vars, v)
-					grads = append(grads, make([]float32, v.Shape().Size()))
-				}
-			}
+		vars, _ := steps.trained(nil)
+		grads := make([][]float32, len(vars))
+		for i, v := range vars {
+			grads[i] = make([]float32, v.Shape().Size())
 		}
 		for b.Loop() {
 			if err := steps.opt.updateValues(app.Context(), vars, grads); err != nil {

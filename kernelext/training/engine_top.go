@@ -189,18 +189,25 @@ func (e *engineTop) trainStep(x, y *kernelext.Array) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, fmt.Errorf("training: %w", err)
 	}
-	var vars []*context.Variable
-	var gs [][]float32
-	for i, vs := range e.vars {
-		for j, v := range vs {
-			if v != nil && e.trainable[i][j] {
-				vars = append(vars, v)
-				gs = append(gs, [][]float32{grads[i].Kernel, grads[i].Bias}[j])
-			}
-		}
-	}
+	vars, gs := e.trained(grads)
 	if err := e.opt.updateValues(e.ctx, vars, gs); err != nil {
 		return StepResult{}, err
 	}
 	return r, nil
+}
+
+// trained lists the variables the optimizer updates, layer by layer (kernel, then bias), and,
+// when grads is not nil, the gradient of each.
+func (e *engineTop) trained(grads []engine.Weights) (vars []*context.Variable, gs [][]float32) {
+	for i, vs := range e.vars {
+		for j, v := range vs {
+			if v != nil && e.trainable[i][j] {
+				vars = append(vars, v)
+				if grads != nil {
+					gs = append(gs, [][]float32{grads[i].Kernel, grads[i].Bias}[j])
+				}
+			}
+		}
+	}
+	return vars, gs
 }
