@@ -97,4 +97,10 @@
 // batch through the frozen base (computed wherever is fastest, e.g. outside GoMLX) before the
 // head-only model trains on it — the same steps as training the whole model, to float32
 // rounding, the base's forward pass still paid on every step.
+//
+// FineTuning's stage 2 splits the model the same way at the first unfrozen layer, and where the
+// layers above are ones the workbook's engine trains (VGG16's 'same' convolutions, max pooling,
+// Flatten and Dense layers, a Dense(1, sigmoid) head, Adam) their steps run on the engine too
+// (internal/engine's Trainer, Adam on the model's own variables), behind Model.TrainOnBatch and
+// TestOnBatch: GoMLX's pure-Go backend differentiates convolutions at under 1 GFLOP/s.
 package training
