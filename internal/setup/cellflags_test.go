@@ -11,14 +11,20 @@ import (
 )
 
 // TestKernelEnvAddsCellGoFlags: the kernel's environment keeps the GOFLAGS it is given and adds
-// CellGoFlags once.
+// CellGoFlags once, and -tags=noxla where cells would not use XLA (GOMLX_BACKEND=go here; with
+// GOMLX_BACKEND naming XLA they link it), unless GOFLAGS already sets build tags.
 func TestKernelEnvAddsCellGoFlags(t *testing.T) {
 	g := &GoEnv{GOROOT: "/go", GOPATH: "/gopath"}
-	for _, c := range []struct{ in, want string }{
-		{"", CellGoFlags},
-		{"-trimpath", "-trimpath " + CellGoFlags},
-		{"-mod=mod " + CellGoFlags, "-mod=mod " + CellGoFlags},
+	for _, c := range []struct{ backend, in, want string }{
+		{"xla:cpu", "", CellGoFlags},
+		{"xla:cpu", "-trimpath", "-trimpath " + CellGoFlags},
+		{"xla:cpu", "-mod=mod " + CellGoFlags, "-mod=mod " + CellGoFlags},
+		{"go", "", CellGoFlags + " -tags=noxla"},
+		{"go", "-trimpath", "-trimpath " + CellGoFlags + " -tags=noxla"},
+		{"go", "-mod=mod " + CellGoFlags + " -tags=noxla", "-mod=mod " + CellGoFlags + " -tags=noxla"},
+		{"go", "-tags=mine", "-tags=mine " + CellGoFlags},
 	} {
+		t.Setenv("GOMLX_BACKEND", c.backend)
 		env := KernelEnvFrom([]string{"HOME=/h", "GOFLAGS=" + c.in}, g)
 		var got []string
 		for _, kv := range env {
@@ -27,7 +33,7 @@ func TestKernelEnvAddsCellGoFlags(t *testing.T) {
 			}
 		}
 		if len(got) != 1 || got[0] != c.want {
-			t.Errorf("GOFLAGS=%q: kernel env has GOFLAGS %q, want [%q]", c.in, got, c.want)
+			t.Errorf("GOMLX_BACKEND=%s GOFLAGS=%q: kernel env has GOFLAGS %q, want [%q]", c.backend, c.in, got, c.want)
 		}
 	}
 }

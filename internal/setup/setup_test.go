@@ -26,7 +26,7 @@ func TestKernelEnvPutsGoToolsFirstOnce(t *testing.T) {
 	if n != 1 || path != "PATH=/opt/go/bin:/home/u/go/bin:/usr/bin:/bin" {
 		t.Errorf("%d PATH entries, PATH = %q", n, path)
 	}
-	if len(env) != len(base) || env[0] != "HOME=/home/u" || env[1] != "GOFLAGS=-buildvcs=false "+CellGoFlags {
+	if len(env) != len(base) || env[0] != "HOME=/home/u" || env[1] != "GOFLAGS="+WithCellGoFlags("-buildvcs=false") {
 		t.Errorf("other variables changed: %q", env)
 	}
 	if got := (&GoEnv{GOBIN: "/b", GOPATH: "/p"}).BinDir(); got != "/b" {

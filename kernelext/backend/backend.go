@@ -205,7 +205,8 @@ func makePlan(p probe) (Plan, error) {
 		return Plan{
 			Kind:   KindGo,
 			Config: simplego.BackendName + ":" + GoOptions,
-			Notice: "backend: this binary was built without cgo, so XLA is not available; using GoMLX's pure-Go backend " +
+			Notice: "backend: this program was built without XLA (without cgo, or with the noxla tag notebook kernels use " +
+				"where no PJRT plugin is installed); using GoMLX's pure-Go backend " +
 				"(slow for convolutions). See README \"Faster: install the XLA CPU plugin\".",
 		}, nil
 	}
