@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/transfer-learning-go/workbook/internal/setup"
 	"github.com/transfer-learning-go/workbook/internal/testenv"
+	"github.com/transfer-learning-go/workbook/kernelext/backend"
 )
 
 // TestValuesKeysExistInChart parses values.yaml with Debian's python3-yaml and checks every key
@@ -94,4 +96,24 @@ func keyAllowed(p []string, allowed map[string]bool, patterns []struct {
 		}
 	}
 	return false
+}
+
+// TestPodGoFlagsAreTheKernels: a student pod's GOFLAGS are what the kernel's environment gets
+// everywhere else (setup.WithCellGoFlags) for the pod's GOMLX_BACKEND: the image's build cache is
+// warmed by a notebook run with those flags, and a cell built with others would miss it.
+func TestPodGoFlagsAreTheKernels(t *testing.T) {
+	const script = `import json, yaml
+print(json.dumps(yaml.safe_load(open("values.yaml"))["singleuser"]["extraEnv"]))`
+	out, err := exec.Command(testenv.Python(t, "yaml"), "-c", script).Output()
+	if err != nil {
+		t.Fatalf("values.yaml: singleuser.extraEnv: %v", err)
+	}
+	var env map[string]string
+	if err := json.Unmarshal(out, &env); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(backend.EnvBackend, env[backend.EnvBackend])
+	if want := setup.WithCellGoFlags("-mod=mod"); env["GOFLAGS"] != want {
+		t.Errorf("singleuser.extraEnv.GOFLAGS = %q, want %q (GOMLX_BACKEND=%q)", env["GOFLAGS"], want, env[backend.EnvBackend])
+	}
 }
