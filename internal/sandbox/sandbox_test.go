@@ -44,7 +44,10 @@ func runFrom(t *testing.T, dir string, cfg *Config, args ...string) (string, int
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = []string{ConfigEnv + "=" + cfgPath}
+	// HOME as the grader gives the launcher (internal/grade/batch): a launcher that links
+	// GoMLX's XLA backend (this test binary does, through internal/testenv) logs a complaint at
+	// start-up without one.
+	cmd.Env = []string{ConfigEnv + "=" + cfgPath, "HOME=/"}
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -225,7 +228,7 @@ func TestSignalForwarded(t *testing.T) {
 	}
 	exe, _ := Launcher()
 	cmd := exec.Command(exe, "-c", `trap 'echo got-usr1; exit 7' USR1; echo ready; while :; do sleep 0.05; done`)
-	cmd.Env = []string{ConfigEnv + "=" + cfgPath}
+	cmd.Env = []string{ConfigEnv + "=" + cfgPath, "HOME=/"} // as in runFrom
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
