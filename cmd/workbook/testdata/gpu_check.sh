@@ -31,6 +31,14 @@
 #      PyTorch on CUDA in the same run (metric x_torch = GoMLX-XLA time / PyTorch time).
 #   3. The same benchmarks on the engine (this machine's CPU cores) next to PyTorch on the CPU.
 #   4. With WORKBOOK_WEIGHTS_DIR: `workbook predict --json` on both backends, same top-5.
+#   5. With WORKBOOK_WEIGHTS_DIR: Exercise 8.03 on XLA (CUDA) — `workbook finetune` with the
+#      book's schedule (10 epochs of 100 steps, 30 validation steps, batch 32; FINETUNE_EPOCHS,
+#      FINETUNE_STEPS and FINETUNE_VAL_STEPS shorten it) on DATA (default: the shipped sample;
+#      the book's 8,000 + 2,000 images are its repository's Chapter08/Data/Dataset), printing
+#      its History and the wall time; then torch_finetune_bench.py's step on PyTorch CUDA on
+#      the same folder, when PyTorch has CUDA.
+#   6. With Go, Jupyter and GoNB on the machine (`workbook setup`): notebook 04 headless on XLA
+#      with WORKBOOK_QUICK=1 (`workbook notebooks run`); otherwise it says why not.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -96,6 +104,33 @@ if [ -n "${WORKBOOK_WEIGHTS_DIR:-}" ]; then
 	done
 else
 	echo "== 4. skipped: set WORKBOOK_WEIGHTS_DIR to compare workbook predict on a real checkpoint"
+fi
+DATA=${DATA:-$ROOT/datasets/cars-flowers-sample}
+if [ -n "${WORKBOOK_WEIGHTS_DIR:-}" ]; then
+	epochs=${FINETUNE_EPOCHS:-10} steps=${FINETUNE_STEPS:-100} val=${FINETUNE_VAL_STEPS:-30}
+	echo "== 5. Exercise 8.03 on XLA (CUDA): $epochs epochs × $steps steps, $val validation steps, batch 32, data $DATA"
+	SECONDS=0
+	GOMLX_BACKEND=$XLA "$DIST/workbook" finetune --data "$DATA" --epochs "$epochs" --steps "$steps" --val-steps "$val" \
+		--out "$(mktemp -d)/car-flower-classifier.ckpt" || status=1
+	echo "workbook finetune on XLA (CUDA): ${SECONDS} s wall"
+	if [ "$TORCH_DEVICE" = cuda ]; then
+		echo "-- PyTorch on CUDA, the same task's step (torch_finetune_bench.py, 4 workers feeding the GPU)"
+		"$PYTHON" "$ROOT/cmd/workbook/testdata/torch_finetune_bench.py" --data "$DATA" --steps 5 --val-steps 1 \
+			--device cuda --workers 4 || status=1
+	fi
+else
+	echo "== 5. skipped: set WORKBOOK_WEIGHTS_DIR (the Keras .h5 files) to run Exercise 8.03 on XLA"
+fi
+
+if command -v go >/dev/null && { command -v gonb >/dev/null || [ -x "$HOME/go/bin/gonb" ]; } && [ -n "${WORKBOOK_WEIGHTS_DIR:-}" ]; then
+	echo "== 6. notebook 04 headless on XLA (CUDA), WORKBOOK_QUICK=1"
+	cd "$ROOT" || exit 2
+	SECONDS=0
+	GOMLX_BACKEND=$XLA WORKBOOK_QUICK=1 "$DIST/workbook" notebooks run --out "$(mktemp -d)" \
+		notebooks/04-exercise-8.03-vgg16-finetune.ipynb || status=1
+	echo "notebook 04 on XLA (CUDA): ${SECONDS} s wall"
+else
+	echo "== 6. not run: notebook 04 needs Go, Jupyter and GoNB here (workbook setup) and WORKBOOK_WEIGHTS_DIR; GoNB compiles every cell with Go"
 fi
 echo "== gpu_check: $([ $status = 0 ] && echo all checks passed || echo SOME CHECKS FAILED)"
 exit $status
