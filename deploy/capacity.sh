@@ -55,8 +55,10 @@ remove_class
 trap cleanup EXIT
 
 echo "capacity: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); load: $(uptime)"
+SECONDS=0
 "$bin" classroom start --class "$class" --students "$students" --port "$port" \
   --memory "${MEMORY:-6GiB}" --weights "$WORKBOOK_WEIGHTS_DIR"
+echo "capacity: hub start for $max new students took ${SECONDS} s (accounts, copies, seeded caches, hub up)"
 NODE_PATH=$node_path node deploy/capacity.js "http://127.0.0.1:$port/" "$class" \
   02-activity-8.01-vgg16-motorcycle.ipynb "$counts" "$students"
 echo "capacity: load after: $(uptime)"
