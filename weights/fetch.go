@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/transfer-learning-go/workbook/internal/atomicfile"
@@ -359,9 +360,11 @@ func removeStaleTemps(dir, name string) {
 
 // FileMD5 is the md5 of the file at path (hex), the digest keras.applications checks
 // downloads against. Hashing VGG16's 528 MB takes about a second, and every notebook cell that
-// loads the model is a new process asking again: the sum is kept in the notebook cache
-// (kernelext/nbcache) under the file's content digest, which nbcache itself keeps by path,
-// size, modification time and inode, so an unchanged file is hashed once.
+// loads the model is a new process asking again, some more than once: the sum is kept for the
+// process (by path, size and modification time) and in the notebook cache (kernelext/nbcache)
+// under the file's content digest, which nbcache keeps by path, size, modification time and
+// inode, so an unchanged file is hashed once. The cache only saves work: when it is off, or
+// cannot be read or written, the file is hashed, never reported missing.
 func FileMD5(path string) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -370,29 +373,71 @@ func FileMD5(path string) (string, error) {
 	if !st.Mode().IsRegular() {
 		return "", fmt.Errorf("weights: %s is not a regular file", path)
 	}
-	digest, err := nbcache.FileHash(path)
+	md5Memo.Lock()
+	e, ok := md5Memo.m[path]
+	md5Memo.Unlock()
+	if ok && e.size == st.Size() && e.mod.Equal(st.ModTime()) {
+		return e.sum, nil
+	}
+	sum := ""
+	if nbcache.Enabled() {
+		if digest, _ := nbcache.FileHash(path); digest != "" {
+			sum, _ = nbcache.Cached(md5Key(digest), func() (string, error) { return hashMD5(path) })
+		}
+	}
+	if sum == "" {
+		if sum, err = hashMD5(path); err != nil {
+			return "", err
+		}
+	}
+	memoMD5(path, st, sum)
+	return sum, nil
+}
+
+func hashMD5(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
+		return "", fmt.Errorf("weights: %w", err)
+	}
+	defer f.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("weights: %s: %w", path, err)
 	}
-	return nbcache.Cached(md5Key(digest), func() (string, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", fmt.Errorf("weights: %w", err)
-		}
-		defer f.Close()
-		h := md5.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", fmt.Errorf("weights: %s: %w", path, err)
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	})
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func md5Key(digest string) string { return "weights/md5/v1/" + digest }
 
-// rememberMD5 stores the sum of a file just downloaded (and hashed while it arrived).
+// md5Memo is FileMD5's memory for the process.
+var md5Memo struct {
+	sync.Mutex
+	m map[string]md5Entry
+}
+
+type md5Entry struct {
+	size int64
+	mod  time.Time
+	sum  string
+}
+
+func memoMD5(path string, st os.FileInfo, sum string) {
+	md5Memo.Lock()
+	defer md5Memo.Unlock()
+	if md5Memo.m == nil {
+		md5Memo.m = map[string]md5Entry{}
+	}
+	md5Memo.m[path] = md5Entry{st.Size(), st.ModTime(), sum}
+}
+
+// rememberMD5 keeps the sum of a file just downloaded (and hashed while it arrived).
 func rememberMD5(path, sum string) {
-	if digest, err := nbcache.FileHash(path); err == nil {
+	st, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	memoMD5(path, st, sum)
+	if digest, _ := nbcache.FileHash(path); digest != "" {
 		_, _ = nbcache.Cached(md5Key(digest), func() (string, error) { return sum, nil })
 	}
 }
