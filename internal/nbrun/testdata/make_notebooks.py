@@ -21,9 +21,15 @@ SETUP_CELL = r'''!*ROOT="$(cd "$GONB_DIR" && go env GOMOD)"; ROOT="${ROOT%/go.mo
   cat "$ROOT/go.sum" >> go.sum && echo "workbook packages from $ROOT"'''
 
 
+def cell(c):
+    """A markdown cell ("# text"), a code cell, or a (source, metadata) code cell."""
+    if isinstance(c, tuple):
+        return new_code_cell(c[0], metadata=c[1])
+    return new_markdown_cell(c[2:]) if c.startswith("# ") else new_code_cell(c)
+
+
 def write(name, cells):
-    nb = new_notebook(cells=[
-        new_markdown_cell(c[2:]) if c.startswith("# ") else new_code_cell(c) for c in cells])
+    nb = new_notebook(cells=[cell(c) for c in cells])
     nb.metadata = {
         "kernelspec": {"name": "gonb", "display_name": "Go (gonb)", "language": "go"},
         "language_info": {"name": "go"},
@@ -45,7 +51,9 @@ write("wiring.ipynb", [
     '%%\nfmt.Println("value", nbcache.MustCached("nbrun-test/wiring", expensive))',
     '%%\nfmt.Println("value", nbcache.MustCached("nbrun-test/wiring", expensive))',
     'import (\n\t"image"\n\n\t"github.com/janpfeifer/gonb/gonbui"\n)\n\n'
-    '%%\ngonbui.DisplayImage(image.NewRGBA(image.Rect(0, 0, 4, 4)))',
+    # Sync: the cell's program exits right after displaying, and on a busy machine GoNB may not
+    # have read the image from its pipe yet (kernelext.DisplayImage does the same).
+    '%%\ngonbui.DisplayImage(image.NewRGBA(image.Rect(0, 0, 4, 4)))\ngonbui.Sync()',
     "!*go list -m github.com/gomlx/gomlx github.com/janpfeifer/gonb",
 ])
 
@@ -66,4 +74,13 @@ write("panic.ipynb", [
 write("sleep.ipynb", [
     "!echo first",
     "!sleep 600",
+])
+
+# Cells that run only when an earlier one failed (the grader's per-variable export cells). One Go
+# cell, which fails to build; the others are shell cells.
+write("guarded.ipynb", [
+    "!echo first",
+    ("!echo must not run", {"nbrun": {"only_if_failed": 0}}),
+    "%%\nundefinedThing()",
+    ("!echo ran after the failure", {"nbrun": {"only_if_failed": 2}}),
 ])
