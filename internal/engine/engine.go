@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 
 	"github.com/transfer-learning-go/workbook/internal/gemm"
+	"github.com/transfer-learning-go/workbook/internal/hugepages"
 )
 
 // Op is the computation of a layer.
@@ -571,9 +572,9 @@ func (p *plan) scratch() *scratch {
 		return s
 	}
 	// One im2col buffer per core: a lone image spreads its convolution bands over them.
-	s := &scratch{bufs: make([][]float32, len(p.sizes)), col: make([]float32, p.col*runtime.GOMAXPROCS(0))}
+	s := &scratch{bufs: make([][]float32, len(p.sizes)), col: hugepages.Make[float32](p.col * runtime.GOMAXPROCS(0))}
 	for i, size := range p.sizes {
-		s.bufs[i] = make([]float32, size)
+		s.bufs[i] = hugepages.Make[float32](size)
 	}
 	return s
 }

@@ -35,6 +35,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/transfer-learning-go/workbook/internal/hugepages"
 )
 
 // Register tile and cache blocking of the AVX2 and portable micro-kernels (see microKernel;
@@ -160,7 +162,7 @@ func PackB(k, n int, b []float32, ldb int) *PackedB {
 			size += ceilDiv(nb, nr) * nr * kb
 		}
 	}
-	p.data = make([]float32, size)
+	p.data = hugepages.Make[float32](size)
 	i := 0
 	for j0 := 0; j0 < n; j0 += nc {
 		nb := min(nc, n-j0)

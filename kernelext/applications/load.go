@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gomlxctx "github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/transfer-learning-go/workbook/internal/hugepages"
 	"github.com/transfer-learning-go/workbook/kernelext/backend"
 	"github.com/transfer-learning-go/workbook/weights"
 )
@@ -129,6 +130,7 @@ func (m *intoTensors) alloc(layer, key string, shape []int) []float32 {
 	t := tensors.FromShape(shapes.Make(dtypes.Float32, shape...))
 	var flat []float32
 	tensors.MustMutableFlatData(t, func(f []float32) { flat = f })
+	hugepages.Advise(flat) // before the checkpoint's values are read in
 	m.made[&flat[0]] = t
 	return flat
 }

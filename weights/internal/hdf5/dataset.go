@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"github.com/transfer-learning-go/workbook/internal/hugepages"
 )
 
 // Storage layouts.
@@ -325,7 +327,7 @@ func (ds *Dataset) ReadFloat32() ([]float32, error) {
 	if err := ds.checkReadable(); err != nil {
 		return nil, err
 	}
-	dst := make([]float32, ds.Len())
+	dst := hugepages.Make[float32](ds.Len())
 	if err := ds.ReadFloat32Into(dst); err != nil {
 		return nil, err
 	}
