@@ -25,11 +25,11 @@ const ExportEnv = "WORKBOOK_GRADE_EXPORT"
 // smaller).
 const MaxExportBytes = 64 << 20
 
-// exportCellTemplate is appended to a submission once per variable. Everything it declares or
-// imports carries a "wbgrade" prefix so it cannot collide with the student's names; it declares
-// the writer again in every cell (GoNB keeps the last declaration), so each cell stands alone and
-// a variable that is not defined fails only its own cell. Values are written bit-exact (float32
-// bits, base64) and NaN-safe.
+// exportCellTemplate is the grader's cell appended to a submission: it writes the variables it
+// names (EXPORTS). Everything it declares or imports carries a "wbgrade" prefix so it cannot
+// collide with the student's names; it declares the writer again in every cell (GoNB keeps the
+// last declaration), so each cell stands alone. Values are written bit-exact (float32 bits,
+// base64) and NaN-safe.
 const exportCellTemplate = `import (
 	wbgradeB64 "encoding/base64"
 	wbgradeBin "encoding/binary"
@@ -102,17 +102,25 @@ func wbgradeExport(name string, v any) {
 }
 
 %%
-wbgradeExport("VARIABLE", VARIABLE)
-`
+EXPORTS`
 
 var identRE = regexp.MustCompile(`^[\p{L}_][\p{L}\p{Nd}_]*$`)
 
-// ExportCell returns the code cell that records variable in the export folder.
-func ExportCell(variable string) (string, error) {
-	if !identRE.MatchString(variable) {
-		return "", fmt.Errorf("grade: %q is not a Go identifier", variable)
+// ExportCell returns the code cell that records the variables in the export folder. A variable
+// the notebook does not declare makes the whole cell fail to build, so the grader also keeps one
+// cell per variable for that case.
+func ExportCell(variables ...string) (string, error) {
+	if len(variables) == 0 {
+		return "", errors.New("grade: an export cell needs a variable")
 	}
-	return strings.ReplaceAll(exportCellTemplate, "VARIABLE", variable), nil
+	var calls strings.Builder
+	for _, v := range variables {
+		if !identRE.MatchString(v) {
+			return "", fmt.Errorf("grade: %q is not a Go identifier", v)
+		}
+		fmt.Fprintf(&calls, "wbgradeExport(%q, %s)\n", v, v)
+	}
+	return strings.Replace(exportCellTemplate, "EXPORTS", calls.String(), 1), nil
 }
 
 type exportRecord struct {

@@ -263,11 +263,11 @@ func TestExportCellRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cell, err := ExportCell("transformedImage")
+	cell, err := ExportCell("transformedImage", "yPred", "label", "flat", "nilArray", "history", "nilHistory", "prediction")
 	if err != nil {
 		t.Fatal(err)
 	}
-	decl, _, ok := strings.Cut(cell, "%%")
+	decl, body, ok := strings.Cut(cell, "%%")
 	if !ok {
 		t.Fatal("no %% in the export cell")
 	}
@@ -285,16 +285,7 @@ var (
 	prediction = "It is a car\n\"quoted\""
 )
 
-func main() {
-	wbgradeExport("transformedImage", transformedImage)
-	wbgradeExport("yPred", yPred)
-	wbgradeExport("label", label)
-	wbgradeExport("flat", flat)
-	wbgradeExport("nilArray", nilArray)
-	wbgradeExport("history", history)
-	wbgradeExport("nilHistory", nilHistory)
-	wbgradeExport("prediction", prediction)
-}
+func main() {` + body + `}
 `
 	dir := t.TempDir()
 	mod := "module exporttest\n\ngo 1.26\n\nrequire github.com/transfer-learning-go/workbook v0.0.0\n\nreplace github.com/transfer-learning-go/workbook => " + root + "\n"
@@ -374,8 +365,11 @@ func main() {
 	if _, err := ReadExport(out, "absent"); err != ErrNotExported {
 		t.Errorf("absent: %v", err)
 	}
-	if _, err := ExportCell("not an identifier"); err == nil {
+	if _, err := ExportCell("yPred", "not an identifier"); err == nil {
 		t.Error("ExportCell accepted a bad name")
+	}
+	if _, err := ExportCell(); err == nil {
+		t.Error("ExportCell accepted no variable")
 	}
 }
 

@@ -124,6 +124,25 @@ func TestCompileErrorReportsCellAndCompilerMessage(t *testing.T) {
 	}
 }
 
+// A cell marked {"nbrun": {"only_if_failed": I}} runs only when cell I reported an error.
+func TestOnlyIfFailedCells(t *testing.T) {
+	res, err := runTestdata(t, "guarded.ipynb", Options{KeepGoing: true, NoHTML: true})
+	var ce *CellError
+	if !errors.As(err, &ce) || ce.Cell != 3 {
+		t.Fatalf("err = %v, want the build failure of cell 3", err)
+	}
+	cells := res.Cells.Cells
+	if cells[0].Stdout != "first\n" {
+		t.Errorf("cell 1 stdout = %q", cells[0].Stdout)
+	}
+	if c := cells[1]; c.ExecutionCount != 0 || c.Stdout != "" {
+		t.Errorf("cell 2 ran (In [%d], %q) although cell 1 succeeded", c.ExecutionCount, c.Stdout)
+	}
+	if c := cells[3]; c.ExecutionCount == 0 || c.Stdout != "ran after the failure\n" {
+		t.Errorf("cell 4: In [%d], stdout %q; want it run after cell 3 failed", c.ExecutionCount, c.Stdout)
+	}
+}
+
 func TestPanicReportsCellAndPanicText(t *testing.T) {
 	res, err := runTestdata(t, "panic.ipynb", Options{})
 	var ce *CellError

@@ -319,8 +319,12 @@ func Grade(ctx context.Context, opt Options, submissions []string) (*Report, err
 				if res.Problem != "" {
 					status = res.Problem
 				}
-				fmt.Fprintf(g.log, "grade %s: %-24s %5.1f/%-5.1f %6.1fs  %s\n", opt.Spec.ID, res.Student, res.Score, res.MaxScore,
-					res.Duration.Seconds(), firstLine(status))
+				peak := "-" // weak isolation measures no memory
+				if res.PeakMemory > 0 {
+					peak = formatBytes(res.PeakMemory)
+				}
+				fmt.Fprintf(g.log, "grade %s: %-24s %5.1f/%-5.1f %6.1fs %9s  %s\n", opt.Spec.ID, res.Student, res.Score, res.MaxScore,
+					res.Duration.Seconds(), peak, firstLine(status))
 			}
 		}()
 	}

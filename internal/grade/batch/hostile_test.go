@@ -175,8 +175,9 @@ fmt.Println("tampering attempted")
 	add("exit-init", insertAfter(solved, 3, "import \"os\"\n\nvar _ = quit()\n\nfunc quit() int {\n\tos.Exit(0)\n\treturn 0\n}\n"),
 		expectation{reason: "os.Exit"})
 	// The loop comes after the cell that prints the answer: that output still counts. The cell
-	// limit stops it, long before the notebook's.
-	add("infinite-loop", append(append([]string(nil), solved...), "%%\nfor {\n}\n"),
+	// limit stops it, long before the notebook's. It sleeps rather than spins: the limit stops
+	// both alike, and a spinning cell would take a core from the rest of the batch until then.
+	add("infinite-loop", append(append([]string(nil), solved...), "import \"time\"\n\n%%\nfor {\n\ttime.Sleep(time.Second)\n}\n"),
 		expectation{pass: []string{"printed-top1"}, reason: "did not finish within 45s, the limit for one cell"})
 	add("memory-bomb", insertAfter(solved, 3, "var hog = allocate()\n\nfunc allocate() [][]byte {\n\tvar chunks [][]byte\n\tfor {\n"+
 		"\t\tb := make([]byte, 256<<20)\n\t\tfor i := range b {\n\t\t\tb[i] = 1\n\t\t}\n\t\tchunks = append(chunks, b)\n\t}\n}\n"),
@@ -220,8 +221,11 @@ fmt.Println("tampering attempted")
 
 	out := t.TempDir()
 	start := time.Now()
+	// 2 GiB: about three times what a correct 8.01 submission peaks at (kernel, compiler and
+	// VGG16 together, about 700 MiB), so the memory bomb and the output flood reach the limit
+	// in half the time the default's 4 GiB would take.
 	rep, err := Grade(context.Background(), Options{
-		Spec: spec, Reference: ref, Repo: repo, Jobs: 2, Timeout: 2 * time.Minute, CellTimeout: 45 * time.Second, WorkDir: work,
+		Spec: spec, Reference: ref, Repo: repo, Jobs: 2, Timeout: 2 * time.Minute, CellTimeout: 45 * time.Second, Memory: 2 << 30, WorkDir: work,
 		ExecutedDir: filepath.Join(out, "executed"), HideDirs: []string{dir, out}, NoWarmup: true, Log: testLog{t},
 	}, paths)
 	if err != nil {

@@ -93,3 +93,19 @@ func TestBuildFailureReasons(t *testing.T) {
 		t.Errorf("program that exits: %q", why)
 	}
 }
+
+// A cell is named by the code it runs, not by its imports or comments.
+func TestCodeLine(t *testing.T) {
+	for src, want := range map[string]string{
+		"import \"time\"\n\n%%\nfor {\n\ttime.Sleep(time.Second)\n}\n": "for {",
+		"%%\nfor {\n}\n": "for {",
+		"var yPred = predict(x)\n\n%%\n// show it\nfmt.Println(yPred)": "fmt.Println(yPred)",
+		"import (\n\t\"os\"\n)\n\nvar _ = quit()\n":                    "var _ = quit()",
+		"%%\n// nothing but a comment":                                 "%%",
+		"// only a comment":                                            "// only a comment",
+	} {
+		if got := codeLine(src); got != want {
+			t.Errorf("codeLine(%q) = %q, want %q", src, got, want)
+		}
+	}
+}

@@ -108,17 +108,69 @@ func parseNotebookDoc(b []byte) (*notebookDoc, error) {
 			m["outputs"] = []any{}
 			m["execution_count"] = nil
 		}
+		// Only the grader's own cells say when they run (nbrun's driver).
+		if meta, ok := m["metadata"].(map[string]any); ok {
+			delete(meta, "nbrun")
+		}
 	}
 	return &notebookDoc{raw: raw, cells: cells}, nil
 }
 
+// extraCell is a code cell the grader appends. onlyIfFailed >= 0 makes it run only when that
+// cell (0-based, of the whole notebook) reported an error; -1 runs it always.
+type extraCell struct {
+	source       string
+	onlyIfFailed int
+}
+
+// exportCells are the grader's cells reading variables, appended after the notebook's n cells:
+// one cell that writes them all, and where there are several, one cell per variable that runs
+// only if that one failed. Every code cell is a build of the whole program; a variable the
+// notebook does not declare breaks the build of each cell naming it, so it then costs only its
+// own value.
+func exportCells(n int, variables []string) ([]extraCell, error) {
+	all, err := grade.ExportCell(variables...)
+	if err != nil {
+		return nil, err
+	}
+	cells := []extraCell{{source: all, onlyIfFailed: -1}}
+	if len(variables) == 1 {
+		return cells, nil
+	}
+	for _, v := range variables {
+		c, err := grade.ExportCell(v)
+		if err != nil {
+			return nil, err
+		}
+		cells = append(cells, extraCell{source: c, onlyIfFailed: n})
+	}
+	return cells, nil
+}
+
+// exportCellOf is the 1-based index of the cell whose fate tells why variable k was not read:
+// its own cell, which runs when the cell reading them all failed, or that one.
+func exportCellOf(res *nbrun.Result, n, nvars, k int) int {
+	combined := n + 1
+	if nvars == 1 || res == nil || res.Cells == nil || combined+1+k > len(res.Cells.Cells) {
+		return combined
+	}
+	if own := res.Cells.Cells[combined+k]; own.ExecutionCount == 0 && len(own.Errors) == 0 {
+		return combined // not run: the cell reading them all did not fail
+	}
+	return combined + 1 + k
+}
+
 // withCells returns the notebook JSON with extra code cells appended and the GoNB kernel set.
-func (d *notebookDoc) withCells(sources []string) ([]byte, error) {
+func (d *notebookDoc) withCells(extra []extraCell) ([]byte, error) {
 	cells := append([]any(nil), d.cells...)
-	for i, s := range sources {
+	for i, c := range extra {
+		meta := map[string]any{}
+		if c.onlyIfFailed >= 0 {
+			meta["nbrun"] = map[string]any{"only_if_failed": c.onlyIfFailed}
+		}
 		cells = append(cells, map[string]any{
-			"cell_type": "code", "id": fmt.Sprintf("workbook-grade-%d", i+1), "metadata": map[string]any{},
-			"source": s, "outputs": []any{}, "execution_count": nil,
+			"cell_type": "code", "id": fmt.Sprintf("workbook-grade-%d", i+1), "metadata": meta,
+			"source": c.source, "outputs": []any{}, "execution_count": nil,
 		})
 	}
 	out := map[string]any{}
@@ -140,20 +192,19 @@ func (d *notebookDoc) withCells(sources []string) ([]byte, error) {
 	return json.MarshalIndent(out, "", " ")
 }
 
-// runNotebook runs one notebook (the original cells plus one export cell per variable) in a
+// runNotebook runs one notebook (the original cells plus the grader's export cells) in a
 // fresh sandbox and reads back what it produced. An error means the grader could not run it at
 // all (a problem of the grader, not of the notebook).
 //
 // keepCache, if set, is called with the run's build cache before the sandbox is removed (the
 // warm-up merges it into the template).
 func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc, variables []string, keepCache func(gocache string) error) (*runOutcome, error) {
-	var cells []string
-	for _, v := range variables {
-		c, err := grade.ExportCell(v)
-		if err != nil {
+	var cells []extraCell
+	if len(variables) > 0 {
+		var err error
+		if cells, err = exportCells(len(doc.cells), variables); err != nil {
 			return nil, err
 		}
-		cells = append(cells, c)
 	}
 	nbJSON, err := doc.withCells(cells)
 	if err != nil {
@@ -325,7 +376,7 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 			uncompiled = false
 			continue
 		}
-		why := missingReason(v, res, first+k, runProblem, studentError, cause, memNote)
+		why := missingReason(v, res, exportCellOf(res, len(doc.cells), len(variables), k), runProblem, studentError, cause, memNote)
 		uncompiled = uncompiled && strings.HasPrefix(why, notCompiled)
 		out.values[v] = &grade.Value{Name: v, Missing: why}
 	}
@@ -484,16 +535,38 @@ func firstStudentError(res *nbrun.Result, first int) string {
 	return ""
 }
 
-// codeLine is the first line of a cell's source that says something (not "%%", blank or a
-// comment), to name the cell in a message.
+// codeLine is the line of a cell's source that names it in a message: the first that says
+// something (not blank, a comment or an import) in the part GoNB runs (after "%%"), or else
+// in the whole cell.
 func codeLine(src string) string {
-	for _, l := range strings.Split(src, "\n") {
-		l = strings.TrimSpace(l)
-		if l != "" && l != "%%" && !strings.HasPrefix(l, "//") {
+	if _, run, ok := strings.Cut(src, "\n%%\n"); ok {
+		if l := firstStatement(run); l != "" {
 			return l
 		}
 	}
+	if l := firstStatement(strings.TrimPrefix(src, "%%\n")); l != "" {
+		return l
+	}
 	return firstLine(strings.TrimSpace(src))
+}
+
+// firstStatement is the first line of code that is not blank, a comment, "%%" or part of an
+// import declaration.
+func firstStatement(code string) string {
+	inImport := false
+	for _, l := range strings.Split(code, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case inImport:
+			inImport = l != ")"
+		case strings.HasPrefix(l, "import ("):
+			inImport = true
+		case l == "" || l == "%%" || strings.HasPrefix(l, "//") || strings.HasPrefix(l, "import "):
+		default:
+			return l
+		}
+	}
+	return ""
 }
 
 func panicLine(t string) string {
