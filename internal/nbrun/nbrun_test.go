@@ -135,6 +135,9 @@ func TestOnlyIfFailedCells(t *testing.T) {
 	if cells[0].Stdout != "first\n" {
 		t.Errorf("cell 1 stdout = %q", cells[0].Stdout)
 	}
+	if !cells[1].Conditional || !cells[3].Conditional || cells[2].Conditional {
+		t.Error("the cells' only_if_failed metadata was not read")
+	}
 	if c := cells[1]; c.ExecutionCount != 0 || c.Stdout != "" {
 		t.Errorf("cell 2 ran (In [%d], %q) although cell 1 succeeded", c.ExecutionCount, c.Stdout)
 	}

@@ -25,6 +25,9 @@ type Cell struct {
 	Type           string // "code", "markdown" or "raw"
 	Source         string
 	ExecutionCount int // the N of "In [N]"; 0 when the cell was not executed
+	// Conditional cells run only when an earlier cell failed (metadata {"nbrun":
+	// {"only_if_failed": I}}, see the driver) and are otherwise left unexecuted.
+	Conditional bool
 
 	Stdout string   // all stdout stream text, concatenated
 	Stderr string   // all stderr stream text
@@ -124,6 +127,7 @@ func ParseNotebook(b []byte) (*Notebook, error) {
 			c.ExecutionCount = *rc.ExecutionCount
 		}
 		c.Duration = cellDuration(rc.Metadata)
+		c.Conditional = conditional(rc.Metadata)
 		for _, ro := range rc.Outputs {
 			o := Output{Type: ro.OutputType, Name: ro.Name, Text: string(ro.Text)}
 			if len(ro.Data) > 0 {
@@ -210,6 +214,16 @@ func cellDuration(meta json.RawMessage) time.Duration {
 		return 0
 	}
 	return end.Sub(start)
+}
+
+// conditional reports whether a cell's metadata makes it run only after a failure.
+func conditional(meta json.RawMessage) bool {
+	var m struct {
+		NBRun struct {
+			OnlyIfFailed *int `json:"only_if_failed"`
+		} `json:"nbrun"`
+	}
+	return len(meta) > 0 && json.Unmarshal(meta, &m) == nil && m.NBRun.OnlyIfFailed != nil
 }
 
 // isGoNBErrorReport recognises the HTML GoNB displays for build, goimports and `go get` errors.
