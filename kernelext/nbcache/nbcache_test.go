@@ -284,3 +284,43 @@ func BenchmarkGobFloat32sDecode(b *testing.B) {
 		}
 	}
 }
+
+// A digest stored for another cache folder and another path of the same file (a hard link here,
+// a bind mount in a grading sandbox) is what FileHash returns there, without reading the file;
+// the file's own path, and another folder, are not affected.
+func TestStoreFileHashServesTheOtherPath(t *testing.T) {
+	mine := useTempCache(t)
+	files := t.TempDir()
+	path, link := filepath.Join(files, "weights.h5"), filepath.Join(files, "seen-as.h5")
+	if err := os.WriteFile(path, []byte("checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, link); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := t.TempDir()
+	entry, err := StoreFileHash(theirs, link, info, "seeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(entry) != theirs {
+		t.Errorf("entry %s is not in %s", entry, theirs)
+	}
+	if _, err := StoreFileHash(theirs, "relative.h5", info, "seeded"); err == nil {
+		t.Error("a relative path was accepted")
+	}
+	if got, err := FileHash(link); err != nil || got == "seeded" {
+		t.Errorf("this process's cache (%s): FileHash = %q, %v; want the real digest", mine, got, err)
+	}
+	t.Setenv(EnvDir, theirs)
+	if got, err := FileHash(link); err != nil || got != "seeded" {
+		t.Errorf("FileHash(%s) = %q, %v; want the stored digest", link, got, err)
+	}
+	if got, err := FileHash(path); err != nil || got == "seeded" {
+		t.Errorf("FileHash(%s) = %q, %v; the digest was stored for the other path only", path, got, err)
+	}
+}

@@ -25,6 +25,7 @@ type host struct {
 	backendConfig                    string // GOMLX_BACKEND for the notebooks: the grader's own plan
 	pluginDir                        string // XLA plugin folder to expose, if any
 	weightFiles                      []string
+	weightSums                       map[string]weights.Sums // by file, seeded into each sandbox's notebook cache
 	repo                             string
 }
 
@@ -78,6 +79,12 @@ func discoverHost(ctx context.Context, repo string, ckpt weights.Source) (*host,
 	sort.Strings(h.weightFiles)
 	if len(h.weightFiles) == 0 {
 		return nil, fmt.Errorf("grade: the reference's weights file %q is not a readable file", ckpt.Path)
+	}
+	h.weightSums = map[string]weights.Sums{}
+	for _, p := range h.weightFiles {
+		if h.weightSums[p], err = weights.FileSums(p); err != nil {
+			return nil, fmt.Errorf("grade: %w", err)
+		}
 	}
 	return h, nil
 }

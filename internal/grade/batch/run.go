@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ type grader struct {
 	launcher    string
 	copiedCache bool
 	seq         atomic.Int64
+	seedFailed  sync.Once // says once that the weights' digests could not be seeded
 }
 
 func (g *grader) prepare() error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
 	"github.com/transfer-learning-go/workbook/internal/setup"
+	"github.com/transfer-learning-go/workbook/weights"
 )
 
 // sandboxDirs is one run's folders on the host. root and everything in it belongs to the
@@ -100,6 +101,21 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 		tmp = filepath.Join(d.root, "tmp")
 	} else {
 		gonb, goimports = filepath.Join(d.bin, "gonb"), filepath.Join(d.bin, "goimports")
+	}
+	// The submission's notebook cache starts with the weights' digests, as it would after the
+	// first model cell: every submission would hash the same 528 MB again otherwise.
+	for _, w := range h.weightFiles {
+		entries, err := weights.SeedCache(d.nbcache, filepath.Join(weightsDir, filepath.Base(w)), w, h.weightSums[w])
+		for _, e := range entries {
+			if err == nil {
+				err = os.Lchown(e, uid, uid)
+			}
+		}
+		if err != nil {
+			g.seedFailed.Do(func() {
+				fmt.Fprintf(g.log, "grade: the submissions' caches start without the weights' digests, so each submission hashes them itself: %v\n", err)
+			})
+		}
 	}
 	argv := append([]string{gonb}, h.gonbArgv[1:]...)
 	kernel, err := json.Marshal(map[string]any{
