@@ -124,3 +124,44 @@ func TestCopyWorkbook(t *testing.T) {
 		t.Errorf("a second copy removed the student's file: %v", err)
 	}
 }
+
+// A student's build cache is seeded from the template; a ~/.cache the student replaced by a link
+// is left alone, and nothing is created where it points.
+func TestSeedStudentGoCache(t *testing.T) {
+	tmpl := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tmpl, "README"), []byte("template"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tmpl, "0a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmpl, "0a", "0a12-a"), []byte("entry"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	me := &account{Name: "ann", UID: os.Getuid(), GID: os.Getgid()}
+
+	me.Home = t.TempDir()
+	var log strings.Builder
+	if err := seedStudentGoCache(tmpl, me, &log); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(me.Home, ".cache", "go-build", "0a", "0a12-a")); err != nil || string(b) != "entry" {
+		t.Errorf("the seeded cache lacks the template's entry: %q, %v", b, err)
+	}
+
+	me.Home = t.TempDir()
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(me.Home, ".cache")); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	if err := seedStudentGoCache(tmpl, me, &log); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("seeding followed the student's link: %d entries in %s", len(entries), elsewhere)
+	}
+	if !strings.Contains(log.String(), "is not a folder") {
+		t.Errorf("log %q does not say why the cache was not seeded", log.String())
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/transfer-learning-go/workbook/internal/grade/batch"
 )
 
 // studentGoFlags are the students' GOFLAGS. Go reuses a compiled package only when every input
@@ -109,4 +111,32 @@ func buildTemplate(ctx context.Context, dir, repo string, log io.Writer) (string
 		return "", fmt.Errorf("classroom: build cache template: %v", err)
 	}
 	return tmpl, nil
+}
+
+// seedStudentGoCache gives a student without a build cache (~/.cache/go-build) one seeded from
+// the template, so that their first cell does not compile GoMLX. The home is the student's: a
+// ~/.cache they replaced by a link (or a file) must not lead root to create, link or chown
+// anything elsewhere, so that student's cache is left unseeded and the log says so.
+func seedStudentGoCache(tmpl string, a *account, log io.Writer) error {
+	cacheDir := filepath.Join(a.Home, ".cache")
+	gocache := filepath.Join(cacheDir, "go-build")
+	if _, err := os.Lstat(gocache); !os.IsNotExist(err) {
+		return nil
+	}
+	if _, err := os.Stat(tmpl); err != nil {
+		fmt.Fprintf(log, "classroom: no Go build cache template at %s: %s's first cell compiles GoMLX (minutes)\n", tmpl, a.Name)
+		return nil
+	}
+	if err := os.Mkdir(cacheDir, 0o755); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("classroom: %v", err)
+	}
+	if fi, err := os.Lstat(cacheDir); err != nil || !fi.IsDir() {
+		fmt.Fprintf(log, "classroom: %s is not a folder: %s's build cache is not seeded, so their first cell compiles GoMLX (minutes)\n", cacheDir, a.Name)
+		return nil
+	}
+	if err := os.Lchown(cacheDir, a.UID, a.GID); err != nil {
+		return fmt.Errorf("classroom: %v", err)
+	}
+	_, err := batch.SeedGoCache(tmpl, gocache, a.UID, a.GID)
+	return err
 }

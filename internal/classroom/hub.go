@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/transfer-learning-go/workbook/internal/grade/batch"
 	"github.com/transfer-learning-go/workbook/internal/sandbox"
 	"github.com/transfer-learning-go/workbook/internal/setup"
 )
@@ -186,19 +185,8 @@ func Start(ctx context.Context, opt Options) (*State, error) {
 		if err := copyWorkbook(opt.Repo, a); err != nil {
 			return nil, err
 		}
-		gocache := filepath.Join(a.Home, ".cache", "go-build")
-		if _, err := os.Stat(gocache); os.IsNotExist(err) {
-			if _, err := os.Stat(tmpl); err == nil {
-				for _, d := range []string{filepath.Join(a.Home, ".cache")} {
-					os.MkdirAll(d, 0o755)
-					os.Chown(d, a.UID, a.GID)
-				}
-				if _, err := batch.SeedGoCache(tmpl, gocache, a.UID, a.GID); err != nil {
-					return nil, err
-				}
-			} else {
-				fmt.Fprintf(log, "classroom: no Go build cache template at %s: %s's first cell compiles GoMLX (minutes)\n", tmpl, s)
-			}
+		if err := seedStudentGoCache(tmpl, a, log); err != nil {
+			return nil, err
 		}
 		if opt.Memory > 0 {
 			cg, err := sandbox.NewCgroup("class-"+s, opt.Memory, 4096)
