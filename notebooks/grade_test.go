@@ -36,6 +36,9 @@ type gradedRun struct {
 	spec     *grade.Spec
 	result   *batch.Result
 	executed *nbrun.Notebook
+	// work holds the sandbox folders of a fine-tuning exercise, kept after grading so that
+	// the model file its notebook saves can be read back ("" for the others).
+	work string
 }
 
 var (
@@ -94,7 +97,10 @@ func graded(t *testing.T, id string) map[string]*gradedRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, executed := t.TempDir(), t.TempDir()
+	dir, executed, work := t.TempDir(), t.TempDir(), ""
+	if spec.Task == grade.TaskFinetune {
+		work = t.TempDir()
+	}
 	names := map[string]string{"solved": solved, "untouched": student}
 	var paths []string
 	for _, name := range []string{"solved", "untouched"}[:len(keys)] {
@@ -110,14 +116,14 @@ func graded(t *testing.T, id string) map[string]*gradedRun {
 	}
 	rep, err := batch.Grade(context.Background(), batch.Options{
 		Spec: spec, Reference: ref, Repo: repo, Jobs: 2, Timeout: 10 * time.Minute, NoWarmup: warmedUp,
-		ExecutedDir: executed, Log: testLog{t}, Env: runEnv,
+		ExecutedDir: executed, Log: testLog{t}, Env: runEnv, WorkDir: work, KeepWork: work != "",
 	}, paths)
 	if err != nil {
 		t.Fatal(err)
 	}
 	warmedUp = true
 	for _, r := range rep.Results {
-		run := &gradedRun{spec: spec, result: r}
+		run := &gradedRun{spec: spec, result: r, work: work}
 		if nb, err := nbrun.ReadNotebook(filepath.Join(executed, r.Student+".ipynb")); err == nil {
 			run.executed = nb
 		} else {
