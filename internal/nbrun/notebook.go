@@ -126,8 +126,7 @@ func ParseNotebook(b []byte) (*Notebook, error) {
 		if rc.ExecutionCount != nil {
 			c.ExecutionCount = *rc.ExecutionCount
 		}
-		c.Duration = cellDuration(rc.Metadata)
-		c.Conditional = conditional(rc.Metadata)
+		c.Duration, c.Conditional = cellMetadata(rc.Metadata)
 		for _, ro := range rc.Outputs {
 			o := Output{Type: ro.OutputType, Name: ro.Name, Text: string(ro.Text)}
 			if len(ro.Data) > 0 {
@@ -199,31 +198,26 @@ func mergeBuildErrors(nb *Notebook) {
 	}
 }
 
-// cellDuration reads nbclient's timing metadata (record_timing), from the request being sent to the
-// reply arriving.
-func cellDuration(meta json.RawMessage) time.Duration {
+// cellMetadata reads a cell's metadata: nbclient's timing (record_timing), from the request
+// being sent to the reply arriving (0 if not recorded), and whether the cell runs only after a
+// failure (nbrun's only_if_failed, see the driver).
+func cellMetadata(meta json.RawMessage) (time.Duration, bool) {
 	var m struct {
 		Execution map[string]string `json:"execution"`
-	}
-	if len(meta) == 0 || json.Unmarshal(meta, &m) != nil {
-		return 0
-	}
-	start, err1 := time.Parse(time.RFC3339Nano, m.Execution["iopub.execute_input"])
-	end, err2 := time.Parse(time.RFC3339Nano, m.Execution["shell.execute_reply"])
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return end.Sub(start)
-}
-
-// conditional reports whether a cell's metadata makes it run only after a failure.
-func conditional(meta json.RawMessage) bool {
-	var m struct {
-		NBRun struct {
+		NBRun     struct {
 			OnlyIfFailed *int `json:"only_if_failed"`
 		} `json:"nbrun"`
 	}
-	return len(meta) > 0 && json.Unmarshal(meta, &m) == nil && m.NBRun.OnlyIfFailed != nil
+	if len(meta) == 0 || json.Unmarshal(meta, &m) != nil {
+		return 0, false
+	}
+	conditional := m.NBRun.OnlyIfFailed != nil
+	start, err1 := time.Parse(time.RFC3339Nano, m.Execution["iopub.execute_input"])
+	end, err2 := time.Parse(time.RFC3339Nano, m.Execution["shell.execute_reply"])
+	if err1 != nil || err2 != nil {
+		return 0, conditional
+	}
+	return end.Sub(start), conditional
 }
 
 // isGoNBErrorReport recognises the HTML GoNB displays for build, goimports and `go get` errors.

@@ -243,18 +243,16 @@ func (l *LazyModel) resolveWeights() (WeightsInfo, error) {
 		}
 		w.Path = l.o.weights
 	}
-	sum, err := weights.FileMD5(w.Path)
+	sums, err := weights.FileSums(w.Path)
 	if err != nil {
-		return WeightsInfo{}, err
+		return WeightsInfo{}, fmt.Errorf("applications: %w", err)
 	}
 	for _, f := range weights.Catalog() {
-		if f.MD5 != "" && f.MD5 == sum {
+		if f.MD5 != "" && f.MD5 == sums.MD5 {
 			w.Published = true
 		}
 	}
-	if w.Digest, err = nbcache.FileHash(w.Path); err != nil {
-		return WeightsInfo{}, fmt.Errorf("applications: weights %s: %w", w.Path, err)
-	}
+	w.Digest = sums.Digest
 	return w, nil
 }
 

@@ -228,17 +228,18 @@ func (g *grader) runNotebook(ctx context.Context, label string, doc *notebookDoc
 			sb.remove()
 		}
 	}()
-	if !weak {
-		copied, err := seedCache(g.template, sb.gocache, uid, uid)
-		if err != nil {
-			return nil, err
-		}
-		if copied {
-			g.copiedCache = true
-		}
-	} else if _, err := seedCache(g.template, sb.gocache, uid, os.Getgid()); err != nil {
+	gid := uid
+	if weak {
+		gid = os.Getgid()
+	}
+	copied, err := seedCache(g.template, sb.gocache, uid, gid)
+	if err != nil {
 		return nil, err
 	}
+	if copied && !weak {
+		g.copiedCache = true
+	}
+	g.seedWeightDigests(sb, uid, gid)
 	if err := writeOwned(sb.notebook, nbJSON, uid); err != nil {
 		return nil, err
 	}

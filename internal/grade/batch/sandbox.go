@@ -89,26 +89,24 @@ func (d *sandboxDirs) remove() {
 	os.Remove(d.root + ".sandbox.json")
 }
 
-// sandboxConfig builds the launcher configuration for one run.
-func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error) {
-	h := g.host
-	weak := g.opt.Isolation == Weak
-	gonb, goimports := h.gonbArgv[0], h.goimports
-	weightsDir := d.weightDir
-	tmp := "/tmp"
-	if weak {
-		weightsDir = filepath.Dir(h.weightFiles[0])
-		tmp = filepath.Join(d.root, "tmp")
-	} else {
-		gonb, goimports = filepath.Join(d.bin, "gonb"), filepath.Join(d.bin, "goimports")
+// weightsDir is the folder a submission finds the weights in: its sandbox's own, where the files
+// are bind-mounted, or with weak isolation their folder on the host.
+func (g *grader) weightsDir(d *sandboxDirs) string {
+	if g.opt.Isolation == Weak {
+		return filepath.Dir(g.host.weightFiles[0])
 	}
-	// The submission's notebook cache starts with the weights' digests, as it would after the
-	// first model cell: every submission would hash the same 528 MB again otherwise.
-	for _, w := range h.weightFiles {
-		entries, err := weights.SeedCache(d.nbcache, filepath.Join(weightsDir, filepath.Base(w)), w, h.weightSums[w])
+	return d.weightDir
+}
+
+// seedWeightDigests starts the submission's notebook cache with the weights' digests, as it
+// would be after the first model cell: every submission would hash the same 528 MB again
+// otherwise. A cache that cannot be seeded only costs time, and the batch log says so once.
+func (g *grader) seedWeightDigests(d *sandboxDirs, uid, gid int) {
+	for _, w := range g.host.weightFiles {
+		entries, err := weights.SeedCache(d.nbcache, filepath.Join(g.weightsDir(d), filepath.Base(w)), w, g.host.weightSums[w])
 		for _, e := range entries {
 			if err == nil {
-				err = os.Lchown(e, uid, uid)
+				err = os.Lchown(e, uid, gid)
 			}
 		}
 		if err != nil {
@@ -116,6 +114,20 @@ func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error)
 				fmt.Fprintf(g.log, "grade: the submissions' caches start without the weights' digests, so each submission hashes them itself: %v\n", err)
 			})
 		}
+	}
+}
+
+// sandboxConfig builds the launcher configuration for one run.
+func (g *grader) sandboxConfig(d *sandboxDirs, uid int) (*sandbox.Config, error) {
+	h := g.host
+	weak := g.opt.Isolation == Weak
+	gonb, goimports := h.gonbArgv[0], h.goimports
+	weightsDir := g.weightsDir(d)
+	tmp := "/tmp"
+	if weak {
+		tmp = filepath.Join(d.root, "tmp")
+	} else {
+		gonb, goimports = filepath.Join(d.bin, "gonb"), filepath.Join(d.bin, "goimports")
 	}
 	argv := append([]string{gonb}, h.gonbArgv[1:]...)
 	kernel, err := json.Marshal(map[string]any{
